@@ -1,0 +1,1 @@
+//! framewire hub (being written).
