@@ -1,0 +1,44 @@
+//! Hub settings, all with working defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the hub can be told at start-up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data folder: `files/` (stored files), `spool/` (uploads in progress), `index.sqlite`.
+    pub data_dir: PathBuf,
+    /// The hub's name, sent in `Welcome`.
+    pub hub_name: String,
+    /// Largest message payload accepted.
+    pub max_payload: u32,
+    /// Largest file stored.
+    pub max_file_size: u64,
+    /// Offers a client may have outstanding.
+    pub max_inflight: u16,
+    /// Suggested `Data` chunk size.
+    pub chunk_size: u32,
+    /// Time a new connection has to complete the handshake.
+    pub handshake_timeout: Duration,
+    /// Most connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// How long shutdown waits for connections to finish before it gives up on them.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Defaults, storing under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            hub_name: "framewire".into(),
+            max_payload: framewire_proto::DEFAULT_MAX_PAYLOAD,
+            max_file_size: 1 << 40,
+            max_inflight: 256,
+            chunk_size: framewire_proto::DEFAULT_CHUNK_SIZE,
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(3),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Accepting connections and shutting down gracefully.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::stats::Stats;
+use crate::store::{ReconcileReport, Store};
+use crate::{conn, Config, Hub, ServerError};
+
+/// A hub with its data folder open, ready to serve.
+pub struct Server {
+    hub: Arc<Hub>,
+    reconcile: ReconcileReport,
+}
+
+impl Server {
+    /// Opens (creating if needed) the data folder and repairs the index from the disk.
+    ///
+    /// # Errors
+    /// If the data folder or the index cannot be opened.
+    pub async fn open(config: Config) -> Result<Server, ServerError> {
+        let stats = Arc::new(Stats::default());
+        let dir = config.data_dir.clone();
+        let s = Arc::clone(&stats);
+        let (store, reconcile) = tokio::task::spawn_blocking(move || Store::open(&dir, s))
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))??;
+        Ok(Server {
+            hub: Arc::new(Hub {
+                config,
+                store,
+                stats,
+            }),
+            reconcile,
+        })
+    }
+
+    /// What start-up repair found.
+    pub fn reconcile_report(&self) -> &ReconcileReport {
+        &self.reconcile
+    }
+
+    /// The hub's counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.hub.stats)
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &Path {
+        &self.hub.config.data_dir
+    }
+
+    /// Serves clients on `listener` until `shutdown` resolves, then stops accepting, lets
+    /// connections finish what they committed to (within `Config::shutdown_grace`), drains the
+    /// committer and returns.
+    ///
+    /// # Errors
+    /// Only for failures of the hub as a whole; a misbehaving client never ends it.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let limit = Arc::new(Semaphore::new(self.hub.config.max_connections));
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                p = Arc::clone(&limit).acquire_owned() => p.expect("semaphore never closes"),
+            };
+            let (stream, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let hub = Arc::clone(&self.hub);
+            let cancel = cancel.clone();
+            tracker.spawn(async move {
+                hub.stats
+                    .connections_open
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                hub.stats
+                    .connections_total
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                conn::serve_connection(stream, peer, Arc::clone(&hub), cancel).await;
+                hub.stats
+                    .connections_open
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                drop(permit);
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down");
+        cancel.cancel();
+        tracker.close();
+        let grace = self.hub.config.shutdown_grace + Duration::from_secs(1);
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!("some connections did not finish in time; closing them");
+        }
+        let store = Arc::clone(&self.hub.store);
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,62 @@
+//! Hub-wide counters, cheap to bump from any task (atomics), read by logs and later by metrics.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use framewire_proto::ErrorCode;
+
+/// Counters of everything the hub did since it started.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// Connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Bytes read from clients.
+    pub bytes_in: AtomicU64,
+    /// Bytes written to clients.
+    pub bytes_out: AtomicU64,
+    /// Files in the store now.
+    pub files_stored: AtomicU64,
+    /// Bytes in the store now.
+    pub bytes_stored: AtomicU64,
+    /// Uploads committed since start (new or replaced).
+    pub uploads_committed: AtomicU64,
+    /// Uploads answered "unchanged" since start.
+    pub uploads_unchanged: AtomicU64,
+    failures: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Stats {
+    pub(crate) fn set_stored_totals(&self, files: u64, bytes: u64) {
+        self.files_stored.store(files, Relaxed);
+        self.bytes_stored.store(bytes, Relaxed);
+    }
+
+    pub(crate) fn file_stored(&self, size: u64, replaced: bool) {
+        self.uploads_committed.fetch_add(1, Relaxed);
+        if !replaced {
+            self.files_stored.fetch_add(1, Relaxed);
+        }
+        self.bytes_stored.fetch_add(size, Relaxed);
+    }
+
+    pub(crate) fn file_unchanged(&self) {
+        self.uploads_unchanged.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn upload_failed(&self, code: ErrorCode) {
+        *self
+            .failures
+            .lock()
+            .unwrap()
+            .entry(code.name())
+            .or_default() += 1;
+    }
+
+    /// Failed uploads since start, by reason.
+    pub fn upload_failures(&self) -> BTreeMap<&'static str, u64> {
+        self.failures.lock().unwrap().clone()
+    }
+}
