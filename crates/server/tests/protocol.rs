@@ -1,0 +1,818 @@
+//! The hub against hand-built bytes: what a well-behaved client never sends (corrupted chunks,
+//! lying sizes, escapes, the wrong protocol) must be refused cleanly while the hub keeps serving.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use framewire_proto::*;
+use framewire_server::{Config, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+const T: Duration = Duration::from_secs(10);
+
+struct Hub {
+    addr: SocketAddr,
+    data: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Hub {
+    async fn start() -> Hub {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, |_| {}).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Hub {
+        let data = dir.path().join("data");
+        let mut config = Config::new(&data);
+        config.handshake_timeout = Duration::from_millis(500);
+        tweak(&mut config);
+        let server = Server::open(config).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Hub {
+            addr,
+            data,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(mut self) -> tempfile::TempDir {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(T, &mut self.task)
+            .await
+            .expect("hub stops in time")
+            .unwrap();
+        self._dir
+    }
+
+    fn files(&self) -> PathBuf {
+        self.data.join("files")
+    }
+}
+
+/// A client that speaks raw messages.
+struct Raw {
+    s: TcpStream,
+    buf: BytesMut,
+}
+
+impl Raw {
+    async fn connect(addr: SocketAddr) -> Raw {
+        let s = TcpStream::connect(addr).await.unwrap();
+        Raw {
+            s,
+            buf: BytesMut::new(),
+        }
+    }
+
+    async fn hello(addr: SocketAddr) -> (Raw, Welcome) {
+        let mut r = Raw::connect(addr).await;
+        r.send(Message::Hello(Hello {
+            version: VERSION,
+            name: "raw".into(),
+            token: String::new(),
+        }))
+        .await;
+        match r.recv().await {
+            Message::Welcome(w) => (r, w),
+            other => panic!("expected Welcome, got {other:?}"),
+        }
+    }
+
+    async fn send(&mut self, m: Message) {
+        self.s.write_all(&m.to_bytes().unwrap()).await.unwrap();
+    }
+
+    async fn send_raw(&mut self, b: &[u8]) {
+        self.s.write_all(b).await.unwrap();
+    }
+
+    async fn try_recv(&mut self) -> Option<Message> {
+        tokio::time::timeout(T, async {
+            loop {
+                if let Some(m) = decode(&mut self.buf, DEFAULT_MAX_PAYLOAD).unwrap() {
+                    return Some(m);
+                }
+                if self.s.read_buf(&mut self.buf).await.unwrap_or(0) == 0 {
+                    return None;
+                }
+            }
+        })
+        .await
+        .expect("hub answers in time")
+    }
+
+    async fn recv(&mut self) -> Message {
+        self.try_recv().await.expect("connection closed")
+    }
+
+    /// Offers `content` at `path` and sends it, returning the final answer.
+    async fn upload(&mut self, id: u32, path: &str, content: &[u8], flags: u8) -> Message {
+        self.send(Message::Offer(Offer {
+            id,
+            flags,
+            size: content.len() as u64,
+            path: path.into(),
+        }))
+        .await;
+        match self.recv().await {
+            Message::Accept(a) => {
+                assert_eq!(a.id, id);
+                let from = a.offset as usize;
+                for c in content[from..].chunks(7000) {
+                    self.send(Message::Data(Data {
+                        id,
+                        bytes: Bytes::copy_from_slice(c),
+                    }))
+                    .await;
+                }
+                self.send(Message::End(End {
+                    id,
+                    hash: Some(*blake3::hash(content).as_bytes()),
+                }))
+                .await;
+                self.recv().await
+            }
+            other => other,
+        }
+    }
+}
+
+fn assert_stored(m: &Message, status: StoredStatus) {
+    match m {
+        Message::Stored(s) => assert_eq!(s.status, status, "{m:?}"),
+        other => panic!("expected Stored({status:?}), got {other:?}"),
+    }
+}
+
+fn assert_rejected(m: &Message, code: ErrorCode) -> String {
+    match m {
+        Message::Rejected(r) => {
+            assert_eq!(r.code, code, "{m:?}");
+            r.reason.clone()
+        }
+        other => panic!("expected Rejected({code:?}), got {other:?}"),
+    }
+}
+
+/// Every path below `root`, to check nothing appeared outside the data folder.
+fn tree(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn welcome_carries_limits_and_clock() {
+    let hub = Hub::start().await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let (mut c, w) = Raw::hello(hub.addr).await;
+    assert_eq!(w.version, VERSION);
+    assert_eq!(w.max_payload, DEFAULT_MAX_PAYLOAD);
+    assert!(w.max_inflight > 0 && w.chunk_size > 0 && w.max_file_size > 0);
+    assert!(
+        (w.hub_time_us - before).abs() < 5_000_000,
+        "hub clock is wall time"
+    );
+    c.send(Message::Ping(Ping {
+        nonce: 77,
+        time_us: 123,
+    }))
+    .await;
+    match c.recv().await {
+        Message::Pong(p) => assert_eq!((p.nonce, p.ping_time_us), (77, 123)),
+        other => panic!("{other:?}"),
+    }
+    c.send(Message::Text(Text {
+        id: 5,
+        text: "hello ✓".into(),
+    }))
+    .await;
+    assert_eq!(
+        c.recv().await,
+        Message::Text(Text {
+            id: 5,
+            text: "hello ✓".into()
+        })
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn browser_and_garbage_get_clear_errors_and_hub_keeps_serving() {
+    let hub = Hub::start().await;
+    let mut http = Raw::connect(hub.addr).await;
+    http.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut reply = String::new();
+    tokio::time::timeout(T, http.s.read_to_string(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("native protocol port"), "{reply}");
+
+    let mut junk = Raw::connect(hub.addr).await;
+    junk.send_raw(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03")
+        .await;
+    match junk.recv().await {
+        Message::Error(e) => {
+            assert_eq!((e.code, e.id), (ErrorCode::NotFramewire, 0));
+            assert!(e.message.contains("not a framewire client"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(junk.try_recv().await.is_none(), "closed after the error");
+
+    // Right header, wrong magic.
+    let mut bad = Message::Hello(Hello {
+        version: 1,
+        name: "x".into(),
+        token: String::new(),
+    })
+    .to_bytes()
+    .unwrap()
+    .to_vec();
+    bad[8..12].copy_from_slice(b"NOPE");
+    let mut c = Raw::connect(hub.addr).await;
+    c.send_raw(&bad).await;
+    match c.recv().await {
+        Message::Error(e) => assert_eq!(e.code, ErrorCode::NotFramewire),
+        other => panic!("{other:?}"),
+    }
+
+    // Version 0 is not spoken.
+    let mut c = Raw::connect(hub.addr).await;
+    c.send(Message::Hello(Hello {
+        version: 0,
+        name: "old".into(),
+        token: String::new(),
+    }))
+    .await;
+    match c.recv().await {
+        Message::Error(e) => assert_eq!(e.code, ErrorCode::UnsupportedVersion),
+        other => panic!("{other:?}"),
+    }
+
+    // A silent peer is dropped at the handshake timeout.
+    let mut silent = Raw::connect(hub.addr).await;
+    match silent.recv().await {
+        Message::Error(e) => assert_eq!(e.code, ErrorCode::Timeout),
+        other => panic!("{other:?}"),
+    }
+
+    let (mut ok, _) = Raw::hello(hub.addr).await;
+    assert_stored(
+        &ok.upload(1, "still/serving.txt", b"yes", 0).await,
+        StoredStatus::New,
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_length_is_refused_without_reading_it() {
+    let hub = Hub::start().await;
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    // Data header announcing 4 GiB.
+    c.send_raw(&[0x32, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).await;
+    match c.recv().await {
+        Message::Error(e) => {
+            assert_eq!((e.code, e.id), (ErrorCode::TooLarge, 0));
+            assert!(e.message.contains("exceeds the limit"), "{}", e.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(c.try_recv().await.is_none());
+    let (mut ok, _) = Raw::hello(hub.addr).await;
+    ok.send(Message::Ping(Ping {
+        nonce: 1,
+        time_us: 0,
+    }))
+    .await;
+    assert!(matches!(ok.recv().await, Message::Pong(_)));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn every_bad_path_is_refused_and_nothing_lands_outside_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside_before = tree(dir.path());
+    let hub = Hub::start_in(dir, |_| {}).await;
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    let bad = [
+        "/etc/passwd",
+        "../escape.txt",
+        "a/../../escape.txt",
+        "a/./b",
+        "a//b",
+        "trailing/",
+        "",
+        "back\\slash",
+        "..\\..\\escape",
+        "C:/windows/x",
+        "nul\0byte",
+        "ctrl\x1b[31m",
+        "line\nfeed",
+    ];
+    for (i, p) in bad.iter().enumerate() {
+        let reason = assert_rejected(
+            &c.upload(i as u32 + 1, p, b"evil", 0).await,
+            ErrorCode::BadPath,
+        );
+        assert!(!reason.is_empty());
+    }
+    // Downloads are held to the same rules.
+    c.send(Message::Get(Get {
+        id: 99,
+        offset: 0,
+        path: "../index.sqlite".into(),
+    }))
+    .await;
+    match c.recv().await {
+        Message::Error(e) => assert_eq!((e.code, e.id), (ErrorCode::BadPath, 99)),
+        other => panic!("{other:?}"),
+    }
+    let files = hub.files();
+    let dir = hub.stop().await;
+    let mut after = tree(dir.path());
+    after.retain(|p| !p.starts_with(dir.path().join("data")));
+    let mut before = outside_before;
+    before.retain(|p| !p.starts_with(dir.path().join("data")));
+    assert_eq!(after, before, "nothing written outside the data folder");
+    assert!(
+        tree(&files).is_empty(),
+        "nothing stored: {:?}",
+        tree(&files)
+    );
+}
+
+#[tokio::test]
+async fn corrupted_chunk_is_rejected_and_nothing_stored() {
+    let hub = Hub::start().await;
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    let good: Vec<u8> = (0..50_000u32).map(|i| (i * 7) as u8).collect();
+    let mut bad = good.clone();
+    bad[25_000] ^= 0xff;
+    c.send(Message::Offer(Offer {
+        id: 1,
+        flags: 0,
+        size: good.len() as u64,
+        path: "img/c.jpg".into(),
+    }))
+    .await;
+    assert!(matches!(
+        c.recv().await,
+        Message::Accept(Accept { offset: 0, .. })
+    ));
+    c.send(Message::Data(Data {
+        id: 1,
+        bytes: Bytes::from(bad),
+    }))
+    .await;
+    c.send(Message::End(End {
+        id: 1,
+        hash: Some(*blake3::hash(&good).as_bytes()),
+    }))
+    .await;
+    let reason = assert_rejected(&c.recv().await, ErrorCode::HashMismatch);
+    assert!(reason.contains("nothing was stored"), "{reason}");
+    assert!(!hub.files().join("img/c.jpg").exists());
+    // The corrupt bytes are not kept as a resumable prefix either.
+    c.send(Message::Offer(Offer {
+        id: 2,
+        flags: 0,
+        size: good.len() as u64,
+        path: "img/c.jpg".into(),
+    }))
+    .await;
+    assert!(matches!(
+        c.recv().await,
+        Message::Accept(Accept { offset: 0, .. })
+    ));
+    c.send(Message::Cancel(Cancel { id: 2 })).await;
+    assert_rejected(&c.recv().await, ErrorCode::Cancelled);
+    assert_stored(&c.upload(3, "img/c.jpg", &good, 0).await, StoredStatus::New);
+    assert_eq!(std::fs::read(hub.files().join("img/c.jpg")).unwrap(), good);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn size_lies_are_rejected() {
+    let hub = Hub::start().await;
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    c.send(Message::Offer(Offer {
+        id: 1,
+        flags: 0,
+        size: 3,
+        path: "short".into(),
+    }))
+    .await;
+    assert!(matches!(c.recv().await, Message::Accept(_)));
+    c.send(Message::Data(Data {
+        id: 1,
+        bytes: Bytes::from_static(b"ab"),
+    }))
+    .await;
+    c.send(Message::End(End { id: 1, hash: None })).await;
+    assert_rejected(&c.recv().await, ErrorCode::SizeMismatch);
+    c.send(Message::Offer(Offer {
+        id: 2,
+        flags: 0,
+        size: 3,
+        path: "long".into(),
+    }))
+    .await;
+    assert!(matches!(c.recv().await, Message::Accept(_)));
+    c.send(Message::Data(Data {
+        id: 2,
+        bytes: Bytes::from_static(b"abcd"),
+    }))
+    .await;
+    assert_rejected(&c.recv().await, ErrorCode::SizeMismatch);
+    // Its End is ignored, the connection stays usable.
+    c.send(Message::End(End { id: 2, hash: None })).await;
+    assert_stored(&c.upload(3, "fine", b"abc", 0).await, StoredStatus::New);
+    assert!(!hub.files().join("short").exists() && !hub.files().join("long").exists());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn too_large_and_interleaving_are_refused() {
+    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| c.max_file_size = 1000).await;
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    c.send(Message::Offer(Offer {
+        id: 1,
+        flags: 0,
+        size: 1001,
+        path: "big".into(),
+    }))
+    .await;
+    let reason = assert_rejected(&c.recv().await, ErrorCode::TooLarge);
+    assert!(reason.contains("1000"), "{reason}");
+    c.send(Message::Offer(Offer {
+        id: 2,
+        flags: 0,
+        size: 10,
+        path: "a".into(),
+    }))
+    .await;
+    c.send(Message::Offer(Offer {
+        id: 3,
+        flags: 0,
+        size: 10,
+        path: "b".into(),
+    }))
+    .await;
+    assert!(matches!(c.recv().await, Message::Accept(_)));
+    assert!(matches!(c.recv().await, Message::Accept(_)));
+    c.send(Message::Data(Data {
+        id: 2,
+        bytes: Bytes::from_static(b"12345"),
+    }))
+    .await;
+    c.send(Message::Data(Data {
+        id: 3,
+        bytes: Bytes::from_static(b"12345"),
+    }))
+    .await;
+    match c.recv().await {
+        Message::Error(e) => assert_eq!((e.code, e.id), (ErrorCode::ProtocolViolation, 0)),
+        other => panic!("{other:?}"),
+    }
+    assert!(c.try_recv().await.is_none());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn existing_files_skip_refuse_or_overwrite() {
+    let hub = Hub::start().await;
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    assert_stored(
+        &c.upload(1, "doc.txt", b"version one", 0).await,
+        StoredStatus::New,
+    );
+
+    // Same content: Accept at the end with the stored hash; End without data → Unchanged.
+    c.send(Message::Offer(Offer {
+        id: 2,
+        flags: 0,
+        size: 11,
+        path: "doc.txt".into(),
+    }))
+    .await;
+    match c.recv().await {
+        Message::Accept(a) => {
+            assert_eq!(a.offset, 11);
+            assert_eq!(a.prefix_hash, *blake3::hash(b"version one").as_bytes());
+        }
+        other => panic!("{other:?}"),
+    }
+    c.send(Message::End(End {
+        id: 2,
+        hash: Some(*blake3::hash(b"version one").as_bytes()),
+    }))
+    .await;
+    assert_stored(&c.recv().await, StoredStatus::Unchanged);
+
+    // Different size, no overwrite: refused before any byte is sent.
+    c.send(Message::Offer(Offer {
+        id: 3,
+        flags: 0,
+        size: 3,
+        path: "doc.txt".into(),
+    }))
+    .await;
+    let reason = assert_rejected(&c.recv().await, ErrorCode::Exists);
+    assert!(reason.contains("--overwrite"), "{reason}");
+
+    // Same size, different content, no overwrite: the client re-offers with NO_RESUME → Exists.
+    c.send(Message::Offer(Offer {
+        id: 4,
+        flags: offer_flags::NO_RESUME,
+        size: 11,
+        path: "doc.txt".into(),
+    }))
+    .await;
+    assert_rejected(&c.recv().await, ErrorCode::Exists);
+    // A client that skips the hash check and sends End with another hash is refused too.
+    c.send(Message::Offer(Offer {
+        id: 5,
+        flags: 0,
+        size: 11,
+        path: "doc.txt".into(),
+    }))
+    .await;
+    assert!(matches!(c.recv().await, Message::Accept(_)));
+    c.send(Message::End(End {
+        id: 5,
+        hash: Some([9; 32]),
+    }))
+    .await;
+    assert_rejected(&c.recv().await, ErrorCode::Exists);
+    assert_eq!(
+        std::fs::read(hub.files().join("doc.txt")).unwrap(),
+        b"version one"
+    );
+
+    // Overwrite replaces atomically.
+    assert_stored(
+        &c.upload(6, "doc.txt", b"version two!", offer_flags::OVERWRITE)
+            .await,
+        StoredStatus::Replaced,
+    );
+    assert_eq!(
+        std::fs::read(hub.files().join("doc.txt")).unwrap(),
+        b"version two!"
+    );
+
+    // A file where a folder is needed, and a folder where a file is wanted.
+    let reason = assert_rejected(
+        &c.upload(7, "doc.txt/inner", b"x", 0).await,
+        ErrorCode::Exists,
+    );
+    assert!(reason.contains("folder"), "{reason}");
+    assert_stored(&c.upload(8, "dir/f", b"x", 0).await, StoredStatus::New);
+    assert_rejected(
+        &c.upload(9, "dir", b"x", offer_flags::OVERWRITE).await,
+        ErrorCode::Exists,
+    );
+
+    // Two uploads to one path at once: the second is told it's busy.
+    c.send(Message::Offer(Offer {
+        id: 10,
+        flags: 0,
+        size: 1,
+        path: "race".into(),
+    }))
+    .await;
+    c.send(Message::Offer(Offer {
+        id: 11,
+        flags: 0,
+        size: 1,
+        path: "race".into(),
+    }))
+    .await;
+    assert!(matches!(c.recv().await, Message::Accept(_)));
+    assert_rejected(&c.recv().await, ErrorCode::Busy);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn interrupted_upload_resumes_from_verified_prefix() {
+    let hub = Hub::start().await;
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    {
+        let (mut c, _) = Raw::hello(hub.addr).await;
+        c.send(Message::Offer(Offer {
+            id: 1,
+            flags: 0,
+            size: content.len() as u64,
+            path: "big.bin".into(),
+        }))
+        .await;
+        assert!(matches!(
+            c.recv().await,
+            Message::Accept(Accept { offset: 0, .. })
+        ));
+        c.send(Message::Data(Data {
+            id: 1,
+            bytes: Bytes::copy_from_slice(&content[..1_000_000]),
+        }))
+        .await;
+        c.send(Message::Ping(Ping {
+            nonce: 1,
+            time_us: 0,
+        }))
+        .await;
+        assert!(matches!(c.recv().await, Message::Pong(_)));
+        // Connection drops mid-file.
+    }
+    assert!(
+        !hub.files().join("big.bin").exists(),
+        "no partial file is visible"
+    );
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    // The first connection's writer may still be flushing: retry while busy.
+    let accept = loop {
+        c.send(Message::Offer(Offer {
+            id: 2,
+            flags: 0,
+            size: content.len() as u64,
+            path: "big.bin".into(),
+        }))
+        .await;
+        match c.recv().await {
+            Message::Accept(a) => break a,
+            Message::Rejected(r) if r.code == ErrorCode::Busy => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(accept.offset, 1_000_000);
+    assert_eq!(
+        accept.prefix_hash,
+        *blake3::hash(&content[..1_000_000]).as_bytes()
+    );
+    c.send(Message::Data(Data {
+        id: 2,
+        bytes: Bytes::copy_from_slice(&content[1_000_000..]),
+    }))
+    .await;
+    c.send(Message::End(End {
+        id: 2,
+        hash: Some(*blake3::hash(&content).as_bytes()),
+    }))
+    .await;
+    assert_stored(&c.recv().await, StoredStatus::New);
+    assert_eq!(std::fs::read(hub.files().join("big.bin")).unwrap(), content);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn list_and_get_stream_stored_files() {
+    let hub = Hub::start().await;
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    for (i, p) in ["a/1", "a/2", "b/1"].iter().enumerate() {
+        assert_stored(
+            &c.upload(i as u32, p, p.as_bytes(), 0).await,
+            StoredStatus::New,
+        );
+    }
+    c.send(Message::List(List {
+        id: 7,
+        limit: 1,
+        prefix: "a/".into(),
+        after: String::new(),
+    }))
+    .await;
+    match c.recv().await {
+        Message::ListPage(p) => {
+            assert_eq!((p.id, p.more), (7, true));
+            assert_eq!(p.entries[0].path, "a/1");
+            assert_eq!(p.entries[0].sender, "raw@127.0.0.1");
+        }
+        other => panic!("{other:?}"),
+    }
+    c.send(Message::Get(Get {
+        id: 8,
+        offset: 0,
+        path: "b/1".into(),
+    }))
+    .await;
+    assert_eq!(
+        c.recv().await,
+        Message::FileInfo(FileInfo {
+            id: 8,
+            size: 3,
+            hash: *blake3::hash(b"b/1").as_bytes()
+        })
+    );
+    assert_eq!(
+        c.recv().await,
+        Message::Data(Data {
+            id: 8,
+            bytes: Bytes::from_static(b"b/1")
+        })
+    );
+    assert!(matches!(c.recv().await, Message::End(End { id: 8, .. })));
+    c.send(Message::Get(Get {
+        id: 9,
+        offset: 0,
+        path: "nope".into(),
+    }))
+    .await;
+    match c.recv().await {
+        Message::Error(e) => assert_eq!((e.code, e.id), (ErrorCode::NotFound, 9)),
+        other => panic!("{other:?}"),
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn restart_reconciles_index_with_disk() {
+    let hub = Hub::start().await;
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    assert_stored(&c.upload(1, "keep", b"keep", 0).await, StoredStatus::New);
+    assert_stored(&c.upload(2, "gone", b"gone", 0).await, StoredStatus::New);
+    drop(c);
+    let files = hub.files();
+    let dir = hub.stop().await;
+    // Behind the hub's back: one file deleted, one added (as after a crash between rename and
+    // index update), one changed.
+    std::fs::remove_file(files.join("gone")).unwrap();
+    std::fs::write(files.join("found"), b"found").unwrap();
+    let hub = Hub::start_in(dir, |_| {}).await;
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    c.send(Message::List(List {
+        id: 1,
+        limit: 100,
+        prefix: String::new(),
+        after: String::new(),
+    }))
+    .await;
+    match c.recv().await {
+        Message::ListPage(p) => {
+            let paths: Vec<_> = p.entries.iter().map(|e| e.path.as_str()).collect();
+            assert_eq!(paths, ["found", "keep"]);
+            assert_eq!(p.entries[0].hash, *blake3::hash(b"found").as_bytes());
+        }
+        other => panic!("{other:?}"),
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn many_concurrent_clients() {
+    let hub = Hub::start().await;
+    let mut tasks = Vec::new();
+    for i in 0..200u32 {
+        let addr = hub.addr;
+        tasks.push(tokio::spawn(async move {
+            let (mut c, _) = Raw::hello(addr).await;
+            let body = format!("client {i}");
+            assert_stored(
+                &c.upload(1, &format!("c/{i}.txt"), body.as_bytes(), 0).await,
+                StoredStatus::New,
+            );
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        std::fs::read_dir(hub.files().join("c")).unwrap().count(),
+        200
+    );
+    hub.stop().await;
+}
