@@ -58,6 +58,8 @@ pub mod kind {
     pub const UNSUBSCRIBE: u16 = 0x0042;
     /// Either way: a frame was consumed (returns one unit of the window).
     pub const FRAME_ACK: u16 = 0x0043;
+    /// Client → hub: this connection publishes a stream, with its settings.
+    pub const PUBLISH: u16 = 0x0044;
 }
 
 /// Flags of an [`Offer`].
@@ -513,7 +515,8 @@ pub struct Frame {
     pub stream: String,
     /// Publisher's frame number (gaps mean skipped frames).
     pub seq: u64,
-    /// Capture time on the publisher's clock, µs since the Unix epoch.
+    /// Capture time on the **hub's** clock, µs since the Unix epoch: the publisher converts its
+    /// capture time with the clock offset it measured by Ping/Pong, so ages compare across machines.
     pub capture_us: i64,
     /// [`frame_format`].
     pub format: u8,
@@ -539,6 +542,16 @@ pub struct Subscribe {
 pub struct Unsubscribe {
     /// Stream name.
     pub stream: String,
+}
+
+/// This connection publishes `stream`: the hub drops frames older than `max_latency_ms` on arrival
+/// (0: no limit). Sending [`Frame`]s without it publishes with no limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    /// Stream name.
+    pub stream: String,
+    /// Frames whose age (hub clock minus `capture_us`) exceeds this on arrival are dropped.
+    pub max_latency_ms: u32,
 }
 
 /// Frame `seq` of `stream` was consumed.
@@ -578,6 +591,7 @@ pub enum Message {
     Subscribe(Subscribe),
     Unsubscribe(Unsubscribe),
     FrameAck(FrameAck),
+    Publish(Publish),
 }
 
 /// Encoded size of one [`ListEntry`].
@@ -616,6 +630,7 @@ impl Message {
             Message::Subscribe(_) => kind::SUBSCRIBE,
             Message::Unsubscribe(_) => kind::UNSUBSCRIBE,
             Message::FrameAck(_) => kind::FRAME_ACK,
+            Message::Publish(_) => kind::PUBLISH,
         }
     }
 
@@ -656,6 +671,7 @@ impl Message {
             Message::Subscribe(m) => str16_len(&m.stream) + 2,
             Message::Unsubscribe(m) => str16_len(&m.stream),
             Message::FrameAck(m) => str16_len(&m.stream) + 8,
+            Message::Publish(m) => str16_len(&m.stream) + 4,
         }
     }
 
@@ -694,6 +710,7 @@ impl Message {
             Message::Subscribe(m) => check_str16("stream", &m.stream)?,
             Message::Unsubscribe(m) => check_str16("stream", &m.stream)?,
             Message::FrameAck(m) => check_str16("stream", &m.stream)?,
+            Message::Publish(m) => check_str16("stream", &m.stream)?,
             _ => {}
         }
         if self.payload_len() > u32::MAX as usize {
@@ -846,6 +863,10 @@ impl Message {
             Message::FrameAck(m) => {
                 put_str16(dst, &m.stream);
                 dst.put_u64_le(m.seq);
+            }
+            Message::Publish(m) => {
+                put_str16(dst, &m.stream);
+                dst.put_u32_le(m.max_latency_ms);
             }
         }
         Ok(())
@@ -1033,6 +1054,10 @@ impl Message {
                 stream: r.str16()?,
                 seq: r.u64()?,
             }),
+            kind::PUBLISH => Message::Publish(Publish {
+                stream: r.str16()?,
+                max_latency_ms: r.u32()?,
+            }),
             _ => return Err(DecodeError::UnknownType { kind }),
         };
         r.finish()?;
@@ -1113,6 +1138,7 @@ pub fn kind_name(k: u16) -> Option<&'static str> {
         kind::SUBSCRIBE => "Subscribe",
         kind::UNSUBSCRIBE => "Unsubscribe",
         kind::FRAME_ACK => "FrameAck",
+        kind::PUBLISH => "Publish",
         _ => return None,
     })
 }

@@ -252,6 +252,14 @@ fn examples() -> Vec<(&'static str, Message, Value)> {
             }),
             json!({"stream": "cam", "seq": 7}),
         ),
+        (
+            "publish",
+            Message::Publish(Publish {
+                stream: "cam".into(),
+                max_latency_ms: 80,
+            }),
+            json!({"stream": "cam", "max_latency_ms": 80}),
+        ),
     ]
 }
 

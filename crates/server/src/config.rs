@@ -22,6 +22,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Most connections served at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// How long a device has to answer a command.
+    pub command_timeout: Duration,
     /// How long shutdown waits for connections to finish before it gives up on them.
     pub shutdown_grace: Duration,
 }
@@ -39,6 +41,7 @@ impl Config {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(3),
+            command_timeout: Duration::from_secs(10),
         }
     }
 }

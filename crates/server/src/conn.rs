@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use framewire_proto::{
     check_preface, decode, encode_data_head, offer_flags, Accept, DecodeError, ErrorCode, ErrorMsg,
     FileInfo, Hello, ListEntry, ListPage, Message, Pong, Preface, Rejected, RemotePath, Reply,
-    ReplyStatus, Stored, StoredStatus, Text, Welcome, HTTP_REFUSAL, MAX_HELLO_PAYLOAD, VERSION,
+    Stored, StoredStatus, Text, Welcome, HTTP_REFUSAL, MAX_HELLO_PAYLOAD, VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -24,8 +24,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::live::{Publishing, Subscription};
 use crate::store::{PathLease, Refusal, SpoolWriter, UploadPlan};
 use crate::Hub;
+
+/// What the writer task writes: an encoded message, or a frame's head and its shared payload
+/// (written one after the other, so the payload is never copied).
+pub(crate) enum Out {
+    Msg(Bytes),
+    Frame(Bytes, Bytes),
+}
 
 /// Encoded messages waiting for the writer task.
 const OUT_QUEUE: usize = 64;
@@ -135,6 +143,9 @@ pub(crate) async fn serve_connection(
         hub: Arc::clone(&hub),
         out: out_tx,
         sender,
+        conn_id: hub.next_conn_id(),
+        publishing: HashMap::new(),
+        subscriptions: HashMap::new(),
         pending: HashMap::new(),
         open: None,
         dead: HashSet::new(),
@@ -205,17 +216,27 @@ async fn send_fatal(wr: &mut OwnedWriteHalf, f: Fatal) {
     let _ = wr.shutdown().await;
 }
 
-async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, hub: Arc<Hub>) {
-    let mut w = BufWriter::with_capacity(256 * 1024, wr);
-    while let Some(b) = rx.recv().await {
-        let mut n = b.len();
-        if w.write_all(&b).await.is_err() {
-            return;
+async fn write_out(w: &mut BufWriter<OwnedWriteHalf>, o: &Out) -> std::io::Result<usize> {
+    match o {
+        Out::Msg(b) => w.write_all(b).await.map(|_| b.len()),
+        Out::Frame(head, payload) => {
+            w.write_all(head).await?;
+            w.write_all(payload).await?;
+            Ok(head.len() + payload.len())
         }
-        while let Ok(b) = rx.try_recv() {
-            n += b.len();
-            if w.write_all(&b).await.is_err() {
-                return;
+    }
+}
+
+async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Out>, hub: Arc<Hub>) {
+    let mut w = BufWriter::with_capacity(256 * 1024, wr);
+    while let Some(o) = rx.recv().await {
+        let Ok(mut n) = write_out(&mut w, &o).await else {
+            return;
+        };
+        while let Ok(o) = rx.try_recv() {
+            match write_out(&mut w, &o).await {
+                Ok(k) => n += k,
+                Err(_) => return,
             }
         }
         if w.flush().await.is_err() {
@@ -248,8 +269,11 @@ struct OpenUpload {
 
 struct Session {
     hub: Arc<Hub>,
-    out: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<Out>,
     sender: String,
+    conn_id: u64,
+    publishing: HashMap<String, Publishing>,
+    subscriptions: HashMap<String, Subscription>,
     pending: HashMap<u32, Pending>,
     open: Option<OpenUpload>,
     /// Uploads refused mid-transfer: their remaining `Data`/`End` are ignored.
@@ -270,7 +294,7 @@ impl Session {
     async fn send(&self, msg: Message) {
         match msg.to_bytes() {
             Ok(b) => {
-                let _ = self.out.send(b).await;
+                let _ = self.out.send(Out::Msg(b)).await;
             }
             Err(e) => tracing::error!(error = %e, "could not encode a reply"),
         }
@@ -343,29 +367,37 @@ impl Session {
             Message::Cancel(c) => self.cancel(c.id).await,
             Message::Get(g) => self.get(g).await,
             Message::List(l) => self.list(l).await,
-            Message::Command(c) => {
-                self.send(Message::Reply(Reply {
-                    id: c.id,
-                    status: ReplyStatus::UnknownDevice,
-                    body: Bytes::from(format!("no device named {:?} is connected", c.target)),
-                }))
-                .await
+            Message::Command(c) => self.command(c),
+            Message::RegisterDevice(d) => {
+                tracing::info!(device = %d.name, from = %self.sender, "device registered");
+                self.hub.devices.register(
+                    &d.name,
+                    self.conn_id,
+                    self.out.clone(),
+                    now_us(),
+                    self.sender.clone(),
+                );
+            }
+            Message::Reply(r) => {
+                if !self.hub.devices.reply(self.conn_id, r) {
+                    tracing::debug!(from = %self.sender, "late or unexpected reply ignored");
+                }
+            }
+            Message::Publish(p) => self.publish(p),
+            Message::Frame(f) => self.frame(f).await,
+            Message::Subscribe(s) => self.subscribe(s),
+            Message::Unsubscribe(u) => {
+                if let Some(sub) = self.subscriptions.remove(&u.stream) {
+                    sub.end();
+                }
+            }
+            Message::FrameAck(a) => {
+                if let Some(sub) = self.subscriptions.get(&a.stream) {
+                    sub.ack();
+                }
             }
             Message::Error(e) => {
                 tracing::debug!(from = %self.sender, code = %e.code, message = %e.message, "client reported an error");
-            }
-            other @ (Message::RegisterDevice(_)
-            | Message::Reply(_)
-            | Message::Frame(_)
-            | Message::Subscribe(_)
-            | Message::Unsubscribe(_)
-            | Message::FrameAck(_)) => {
-                self.send(Message::Error(ErrorMsg {
-                    code: ErrorCode::ProtocolViolation,
-                    id: 0,
-                    message: format!("{} is not supported by this hub yet", other.name()),
-                }))
-                .await
             }
             other => {
                 return Err(Fatal::new(
@@ -664,7 +696,7 @@ impl Session {
                 }
             };
             if let Ok(b) = msg.to_bytes() {
-                let _ = out.send(b).await;
+                let _ = out.send(Out::Msg(b)).await;
             }
         });
         // Reap finished commit tasks so the set doesn't grow with the number of files.
@@ -723,7 +755,7 @@ impl Session {
                         id: g.id,
                         message: r.reason,
                     });
-                    let _ = out.send(msg.to_bytes().expect("encodes")).await;
+                    let _ = out.send(Out::Msg(msg.to_bytes().expect("encodes"))).await;
                     return;
                 }
                 Err(_) => return,
@@ -733,7 +765,11 @@ impl Session {
                 size: rec.size,
                 hash: rec.hash,
             });
-            if out.send(info.to_bytes().expect("encodes")).await.is_err() {
+            if out
+                .send(Out::Msg(info.to_bytes().expect("encodes")))
+                .await
+                .is_err()
+            {
                 return;
             }
             let mut file = tokio::fs::File::from_std(file);
@@ -756,10 +792,10 @@ impl Session {
                         id: g.id,
                         message: format!("{} changed on the hub while being read", rec.path),
                     });
-                    let _ = out.send(msg.to_bytes().expect("encodes")).await;
+                    let _ = out.send(Out::Msg(msg.to_bytes().expect("encodes"))).await;
                     return;
                 }
-                if out.send(b.freeze()).await.is_err() {
+                if out.send(Out::Msg(b.freeze())).await.is_err() {
                     return;
                 }
                 left -= n as u64;
@@ -768,7 +804,7 @@ impl Session {
                 id: g.id,
                 hash: Some(rec.hash),
             });
-            let _ = out.send(end.to_bytes().expect("encodes")).await;
+            let _ = out.send(Out::Msg(end.to_bytes().expect("encodes"))).await;
         });
         while self.tasks.try_join_next().is_some() {}
     }
@@ -812,6 +848,13 @@ impl Session {
     /// Ends the session: a partial upload is flushed and kept for resuming, commits already
     /// submitted finish (within the hub's grace period on shutdown), and the client is told why.
     async fn close(mut self, end: End) {
+        for (_, sub) in self.subscriptions.drain() {
+            sub.end();
+        }
+        for (_, p) in self.publishing.drain() {
+            p.stream.publishers.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.hub.devices.unregister_conn(self.conn_id);
         if let Some(open) = self.open.take() {
             // Keep the bytes received so far: a re-sent upload resumes from them.
             let _ = open.writer.finish().await;
@@ -852,5 +895,83 @@ impl Session {
             }))
             .await;
         }
+    }
+}
+
+/// Live video and device commands.
+impl Session {
+    fn command(&mut self, c: framewire_proto::Command) {
+        let hub = Arc::clone(&self.hub);
+        let out = self.out.clone();
+        let from = self.sender.clone();
+        self.tasks.spawn(async move {
+            tracing::info!(%from, device = %c.target, command = %c.command, args = ?c.args, "command");
+            let o = hub.devices.call(&c.target, &c.command, c.args, hub.config.command_timeout).await;
+            let reply = Message::Reply(Reply { id: c.id, status: o.status, body: o.body });
+            if let Ok(b) = reply.to_bytes() {
+                let _ = out.send(Out::Msg(b)).await;
+            }
+        });
+        while self.tasks.try_join_next().is_some() {}
+    }
+
+    fn publish(&mut self, p: framewire_proto::Publish) {
+        let max_latency_us = p.max_latency_ms as i64 * 1000;
+        if let Some(existing) = self.publishing.get_mut(&p.stream) {
+            existing.max_latency_us = max_latency_us;
+            return;
+        }
+        let stream = self.hub.streams.get_or_create(&p.stream);
+        stream.publishers.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(stream = %p.stream, from = %self.sender, max_latency_ms = p.max_latency_ms, "publisher joined");
+        self.publishing.insert(
+            p.stream,
+            Publishing {
+                stream,
+                max_latency_us,
+                last_seq: None,
+            },
+        );
+    }
+
+    async fn frame(&mut self, f: framewire_proto::Frame) {
+        if !self.publishing.contains_key(&f.stream) {
+            self.publish(framewire_proto::Publish {
+                stream: f.stream.clone(),
+                max_latency_ms: 0,
+            });
+        }
+        let p = self
+            .publishing
+            .get_mut(&f.stream)
+            .expect("registered above");
+        if let Some(prev) = p.last_seq {
+            if f.seq > prev + 1 {
+                p.stream
+                    .publisher_skipped
+                    .fetch_add(f.seq - prev - 1, Ordering::Relaxed);
+            }
+        }
+        p.last_seq = Some(f.seq);
+        let (stream_name, seq) = (f.stream.clone(), f.seq);
+        p.stream.publish(f, now_us(), p.max_latency_us);
+        // Acknowledge every frame, kept or dropped, so the publisher's window reopens.
+        self.send(Message::FrameAck(framewire_proto::FrameAck {
+            stream: stream_name,
+            seq,
+        }))
+        .await;
+    }
+
+    fn subscribe(&mut self, s: framewire_proto::Subscribe) {
+        if let Some(old) = self.subscriptions.remove(&s.stream) {
+            old.end();
+        }
+        let stream = self.hub.streams.get_or_create(&s.stream);
+        tracing::info!(stream = %s.stream, from = %self.sender, window = s.window, "subscriber joined");
+        self.subscriptions.insert(
+            s.stream,
+            Subscription::start(stream, s.window, self.out.clone()),
+        );
     }
 }

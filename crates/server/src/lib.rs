@@ -6,10 +6,13 @@
 
 mod config;
 mod conn;
+pub mod devices;
 mod error;
+mod live;
 mod server;
 pub mod stats;
 pub mod store;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -22,4 +25,15 @@ pub(crate) struct Hub {
     pub(crate) config: Config,
     pub(crate) store: Arc<store::Store>,
     pub(crate) stats: Arc<stats::Stats>,
+    pub(crate) streams: streams::StreamHub,
+    pub(crate) devices: devices::DeviceRegistry,
+    next_conn: std::sync::atomic::AtomicU64,
+}
+
+impl Hub {
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
 }

@@ -37,6 +37,9 @@ impl Server {
                 config,
                 store,
                 stats,
+                streams: Default::default(),
+                devices: Default::default(),
+                next_conn: Default::default(),
             }),
             reconcile,
         })

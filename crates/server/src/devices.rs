@@ -1,0 +1,278 @@
+//! Named devices and the commands routed to them.
+//!
+//! A connection that sends `RegisterDevice{name}` becomes device `name`. A `Command` from any
+//! client (or the HTTP API) is forwarded to that connection under a hub-chosen id; the device's
+//! `Reply` is matched back by that id (and must come from the same connection). A command that gets
+//! no answer in time, or whose device leaves, is answered by the hub.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use framewire_proto::{Command, Message, Reply, ReplyStatus};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::conn::Out;
+
+/// The outcome of a routed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutcome {
+    /// As in [`Reply`].
+    pub status: ReplyStatus,
+    /// The device's output or the hub's explanation.
+    pub body: Bytes,
+}
+
+struct Device {
+    conn: u64,
+    out: mpsc::Sender<Out>,
+    since_us: i64,
+    peer: String,
+}
+
+struct Waiting {
+    conn: u64,
+    reply: oneshot::Sender<CommandOutcome>,
+}
+
+/// A connected device, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Device name.
+    pub name: String,
+    /// Connected since, µs since the Unix epoch.
+    pub since_us: i64,
+    /// Client name and address.
+    pub peer: String,
+}
+
+/// Devices by name, and commands waiting for their replies.
+#[derive(Default)]
+pub struct DeviceRegistry {
+    devices: Mutex<HashMap<String, Device>>,
+    waiting: Mutex<HashMap<u32, Waiting>>,
+    next_id: AtomicU32,
+}
+
+impl DeviceRegistry {
+    /// Makes connection `conn` (which writes through `out`) device `name`. A newer registration
+    /// wins: a camera that rebooted reconnects before the hub notices its old connection is dead.
+    pub(crate) fn register(
+        &self,
+        name: &str,
+        conn: u64,
+        out: mpsc::Sender<Out>,
+        since_us: i64,
+        peer: String,
+    ) {
+        let old = self.devices.lock().unwrap().insert(
+            name.to_owned(),
+            Device {
+                conn,
+                out,
+                since_us,
+                peer,
+            },
+        );
+        if let Some(old) = old {
+            if old.conn != conn {
+                tracing::info!(device = name, "device re-registered from a new connection");
+            }
+        }
+    }
+
+    /// Forgets every device of connection `conn` and fails its waiting commands.
+    pub(crate) fn unregister_conn(&self, conn: u64) {
+        self.devices.lock().unwrap().retain(|_, d| d.conn != conn);
+        let mut waiting = self.waiting.lock().unwrap();
+        let gone: Vec<u32> = waiting
+            .iter()
+            .filter(|(_, w)| w.conn == conn)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            if let Some(w) = waiting.remove(&id) {
+                let _ = w.reply.send(CommandOutcome {
+                    status: ReplyStatus::Failed,
+                    body: Bytes::from_static(b"the device disconnected before answering"),
+                });
+            }
+        }
+    }
+
+    /// Connected devices, by name.
+    pub fn list(&self) -> Vec<DeviceInfo> {
+        let mut v: Vec<_> = self
+            .devices
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(n, d)| DeviceInfo {
+                name: n.clone(),
+                since_us: d.since_us,
+                peer: d.peer.clone(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Sends `command args` to device `target` and waits up to `timeout` for its reply.
+    pub async fn call(
+        &self,
+        target: &str,
+        command: &str,
+        args: Vec<String>,
+        timeout: Duration,
+    ) -> CommandOutcome {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let (tx, rx) = oneshot::channel();
+        let (out, conn) = {
+            let devices = self.devices.lock().unwrap();
+            match devices.get(target) {
+                Some(d) => (d.out.clone(), d.conn),
+                None => {
+                    return CommandOutcome {
+                        status: ReplyStatus::UnknownDevice,
+                        body: Bytes::from(format!("no device named {target:?} is connected")),
+                    }
+                }
+            }
+        };
+        self.waiting
+            .lock()
+            .unwrap()
+            .insert(id, Waiting { conn, reply: tx });
+        let msg = Message::Command(Command {
+            id,
+            target: target.to_owned(),
+            command: command.to_owned(),
+            args,
+        });
+        let sent = match msg.to_bytes() {
+            Ok(b) => out.send(Out::Msg(b)).await.is_ok(),
+            Err(_) => false,
+        };
+        let outcome = if !sent {
+            CommandOutcome {
+                status: ReplyStatus::Failed,
+                body: Bytes::from_static(b"the device disconnected"),
+            }
+        } else {
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(o)) => o,
+                Ok(Err(_)) => CommandOutcome {
+                    status: ReplyStatus::Failed,
+                    body: Bytes::from_static(b"the device disconnected before answering"),
+                },
+                Err(_) => CommandOutcome {
+                    status: ReplyStatus::Timeout,
+                    body: Bytes::from(format!(
+                        "device {target:?} did not answer within {} ms",
+                        timeout.as_millis()
+                    )),
+                },
+            }
+        };
+        self.waiting.lock().unwrap().remove(&id);
+        outcome
+    }
+
+    /// A device's reply arrived on connection `conn`. Returns `false` if no command of that
+    /// connection waits for it (late, or not ours).
+    pub(crate) fn reply(&self, conn: u64, r: Reply) -> bool {
+        let mut waiting = self.waiting.lock().unwrap();
+        match waiting.get(&r.id) {
+            Some(w) if w.conn == conn => {
+                let w = waiting.remove(&r.id).expect("present");
+                let _ = w.reply.send(CommandOutcome {
+                    status: r.status,
+                    body: r.body,
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use framewire_proto::decode;
+
+    #[tokio::test]
+    async fn routes_command_and_reply() {
+        let reg = std::sync::Arc::new(DeviceRegistry::default());
+        let (tx, mut rx) = mpsc::channel(4);
+        reg.register("cam", 7, tx, 0, "t".into());
+        let r2 = std::sync::Arc::clone(&reg);
+        let device = tokio::spawn(async move {
+            let Out::Msg(b) = rx.recv().await.unwrap() else {
+                panic!()
+            };
+            let mut buf = bytes::BytesMut::from(&b[..]);
+            let Some(Message::Command(c)) = decode(&mut buf, 1 << 20).unwrap() else {
+                panic!()
+            };
+            assert_eq!(
+                (c.command.as_str(), c.args.as_slice()),
+                ("set", &["fps".to_string(), "5".to_string()][..])
+            );
+            // A reply from another connection is not accepted.
+            assert!(!r2.reply(
+                8,
+                Reply {
+                    id: c.id,
+                    status: ReplyStatus::Ok,
+                    body: Bytes::new()
+                }
+            ));
+            assert!(r2.reply(
+                7,
+                Reply {
+                    id: c.id,
+                    status: ReplyStatus::Ok,
+                    body: Bytes::from_static(b"fps=5")
+                }
+            ));
+        });
+        let o = reg
+            .call(
+                "cam",
+                "set",
+                vec!["fps".into(), "5".into()],
+                Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!(
+            o,
+            CommandOutcome {
+                status: ReplyStatus::Ok,
+                body: Bytes::from_static(b"fps=5")
+            }
+        );
+        device.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unknown_silent_and_vanishing_devices() {
+        let reg = DeviceRegistry::default();
+        assert_eq!(
+            reg.call("nope", "x", vec![], Duration::from_secs(1))
+                .await
+                .status,
+            ReplyStatus::UnknownDevice
+        );
+        let (tx, _rx) = mpsc::channel(4);
+        reg.register("mute", 1, tx, 0, "t".into());
+        let o = reg
+            .call("mute", "x", vec![], Duration::from_millis(50))
+            .await;
+        assert_eq!(o.status, ReplyStatus::Timeout);
+        reg.unregister_conn(1);
+        assert!(reg.list().is_empty());
+    }
+}

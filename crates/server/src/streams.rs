@@ -1,0 +1,309 @@
+//! Live streams: per stream, only the newest frame, and figures about it.
+//!
+//! A publisher's frame replaces the stream's current one in a `watch` channel; each subscriber
+//! (native connection, MJPEG viewer, dashboard tile) takes whatever is newest whenever it is ready
+//! for the next frame. Nothing queues per subscriber, so a slow subscriber skips frames instead of
+//! falling behind, and never slows the publisher or anyone else.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use framewire_proto::Frame;
+use hdrhistogram::Histogram;
+use tokio::sync::watch;
+
+/// A frame as the hub holds it: shared by every subscriber, never copied.
+#[derive(Debug)]
+pub struct HubFrame {
+    /// The frame (payload is reference-counted `Bytes`).
+    pub frame: Frame,
+    /// When it arrived at the hub, µs since the Unix epoch (hub clock).
+    pub arrived_us: i64,
+}
+
+/// Latency window: figures cover the most recent samples only, so they follow the stream's
+/// current state rather than its whole history.
+const LATENCY_WINDOW: usize = 2048;
+/// Arrival times kept to compute frames per second over the last second.
+const FPS_WINDOW_US: i64 = 1_000_000;
+
+/// One stream's frames and figures.
+pub struct Stream {
+    name: String,
+    latest: watch::Sender<Option<Arc<HubFrame>>>,
+    /// Frames accepted from publishers.
+    pub frames_in: AtomicU64,
+    /// Bytes accepted from publishers.
+    pub bytes_in: AtomicU64,
+    /// Frames sent to subscribers (all of them together).
+    pub frames_out: AtomicU64,
+    /// Bytes sent to subscribers.
+    pub bytes_out: AtomicU64,
+    /// Frames dropped on arrival for exceeding the publisher's max latency.
+    pub dropped_late: AtomicU64,
+    /// Frames a subscriber never got because a newer one replaced them first.
+    pub skipped: AtomicU64,
+    /// Frames publishers reported skipping before sending (network slower than capture).
+    pub publisher_skipped: AtomicU64,
+    /// Connected publishers.
+    pub publishers: AtomicU64,
+    /// Connected subscribers.
+    pub subscribers: AtomicU64,
+    windows: Mutex<Windows>,
+}
+
+struct Windows {
+    arrivals: VecDeque<i64>,
+    departures: VecDeque<i64>,
+    to_hub: VecDeque<i64>,
+    to_subscriber: VecDeque<i64>,
+}
+
+/// A consistent copy of a stream's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSnapshot {
+    /// Stream name.
+    pub name: String,
+    /// Frames per second in, over the last second.
+    pub fps_in: f64,
+    /// Frames per second out (all subscribers), over the last second.
+    pub fps_out: f64,
+    /// Totals.
+    pub frames_in: u64,
+    /// Totals.
+    pub frames_out: u64,
+    /// Totals.
+    pub bytes_in: u64,
+    /// Totals.
+    pub bytes_out: u64,
+    /// Frames dropped as too old on arrival.
+    pub dropped_late: u64,
+    /// Frames superseded before a subscriber was ready for them.
+    pub skipped: u64,
+    /// Frames the publishers skipped before sending.
+    pub publisher_skipped: u64,
+    /// Connected publishers and subscribers.
+    pub publishers: u64,
+    /// Connected publishers and subscribers.
+    pub subscribers: u64,
+    /// Capture → hub latency, µs: (p50, p99), if any frame arrived recently.
+    pub latency_to_hub_us: Option<(u64, u64)>,
+    /// Capture → sent to a subscriber, µs: (p50, p99).
+    pub latency_to_subscriber_us: Option<(u64, u64)>,
+    /// Newest frame: sequence, size in pixels, and its format.
+    pub last: Option<(u64, u32, u32, u8)>,
+}
+
+fn push_window(q: &mut VecDeque<i64>, v: i64) {
+    if q.len() == LATENCY_WINDOW {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
+
+fn percentiles(q: &VecDeque<i64>) -> Option<(u64, u64)> {
+    if q.is_empty() {
+        return None;
+    }
+    let mut h = Histogram::<u64>::new(3).expect("valid sigfig");
+    for &v in q {
+        h.saturating_record(v.max(0) as u64);
+    }
+    Some((h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
+}
+
+fn rate(q: &mut VecDeque<i64>, now_us: i64) -> f64 {
+    while q.front().is_some_and(|&t| now_us - t > FPS_WINDOW_US) {
+        q.pop_front();
+    }
+    q.len() as f64 * 1_000_000.0 / FPS_WINDOW_US as f64
+}
+
+impl Stream {
+    fn new(name: &str) -> Self {
+        Stream {
+            name: name.to_owned(),
+            latest: watch::channel(None).0,
+            frames_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            dropped_late: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            publisher_skipped: AtomicU64::new(0),
+            publishers: AtomicU64::new(0),
+            subscribers: AtomicU64::new(0),
+            windows: Mutex::new(Windows {
+                arrivals: VecDeque::new(),
+                departures: VecDeque::new(),
+                to_hub: VecDeque::new(),
+                to_subscriber: VecDeque::new(),
+            }),
+        }
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Offers a frame from a publisher at hub time `now_us`. Returns `false` (and counts it) if it
+    /// is older than `max_latency_us` (0: no limit) and was dropped.
+    pub fn publish(&self, frame: Frame, now_us: i64, max_latency_us: i64) -> bool {
+        let age = now_us - frame.capture_us;
+        if max_latency_us > 0 && age > max_latency_us {
+            self.dropped_late.fetch_add(1, Relaxed);
+            return false;
+        }
+        self.frames_in.fetch_add(1, Relaxed);
+        self.bytes_in.fetch_add(frame.payload.len() as u64, Relaxed);
+        {
+            let mut w = self.windows.lock().unwrap();
+            push_window(&mut w.to_hub, age);
+            w.arrivals.push_back(now_us);
+            rate(&mut w.arrivals, now_us);
+        }
+        self.latest.send_replace(Some(Arc::new(HubFrame {
+            frame,
+            arrived_us: now_us,
+        })));
+        true
+    }
+
+    /// A receiver that sees the newest frame whenever asked.
+    pub fn watch(&self) -> watch::Receiver<Option<Arc<HubFrame>>> {
+        self.latest.subscribe()
+    }
+
+    /// The newest frame, if any.
+    pub fn latest(&self) -> Option<Arc<HubFrame>> {
+        self.latest.borrow().clone()
+    }
+
+    /// Records that `f` went to a subscriber at hub time `now_us`, and how many frames that
+    /// subscriber missed since its previous one (`skipped`).
+    pub fn delivered(&self, f: &HubFrame, now_us: i64, skipped: u64) {
+        self.frames_out.fetch_add(1, Relaxed);
+        self.bytes_out
+            .fetch_add(f.frame.payload.len() as u64, Relaxed);
+        self.skipped.fetch_add(skipped, Relaxed);
+        let mut w = self.windows.lock().unwrap();
+        push_window(&mut w.to_subscriber, now_us - f.frame.capture_us);
+        w.departures.push_back(now_us);
+        rate(&mut w.departures, now_us);
+    }
+
+    /// The stream's figures now.
+    pub fn snapshot(&self, now_us: i64) -> StreamSnapshot {
+        let mut w = self.windows.lock().unwrap();
+        let fps_in = rate(&mut w.arrivals, now_us);
+        let fps_out = rate(&mut w.departures, now_us);
+        let last = self
+            .latest()
+            .map(|f| (f.frame.seq, f.frame.width, f.frame.height, f.frame.format));
+        StreamSnapshot {
+            name: self.name.clone(),
+            fps_in,
+            fps_out,
+            frames_in: self.frames_in.load(Relaxed),
+            frames_out: self.frames_out.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            dropped_late: self.dropped_late.load(Relaxed),
+            skipped: self.skipped.load(Relaxed),
+            publisher_skipped: self.publisher_skipped.load(Relaxed),
+            publishers: self.publishers.load(Relaxed),
+            subscribers: self.subscribers.load(Relaxed),
+            latency_to_hub_us: percentiles(&w.to_hub),
+            latency_to_subscriber_us: percentiles(&w.to_subscriber),
+            last,
+        }
+    }
+}
+
+/// Every stream the hub knows, by name. Streams are created on first publish or subscribe and
+/// live as long as the hub (they are few, and a subscriber may wait for a publisher to come back).
+#[derive(Default)]
+pub struct StreamHub {
+    streams: Mutex<HashMap<String, Arc<Stream>>>,
+}
+
+impl StreamHub {
+    /// The stream called `name`, created if new.
+    pub fn get_or_create(&self, name: &str) -> Arc<Stream> {
+        let mut s = self.streams.lock().unwrap();
+        Arc::clone(
+            s.entry(name.to_owned())
+                .or_insert_with(|| Arc::new(Stream::new(name))),
+        )
+    }
+
+    /// The stream called `name`, if it exists.
+    pub fn get(&self, name: &str) -> Option<Arc<Stream>> {
+        self.streams.lock().unwrap().get(name).cloned()
+    }
+
+    /// Figures of every stream, by name.
+    pub fn snapshots(&self, now_us: i64) -> Vec<StreamSnapshot> {
+        let streams: Vec<_> = self.streams.lock().unwrap().values().cloned().collect();
+        let mut out: Vec<_> = streams.iter().map(|s| s.snapshot(now_us)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn frame(seq: u64, capture_us: i64) -> Frame {
+        Frame {
+            stream: "s".into(),
+            seq,
+            capture_us,
+            format: 1,
+            width: 2,
+            height: 2,
+            payload: Bytes::from_static(b"x"),
+        }
+    }
+
+    #[test]
+    fn late_frames_are_dropped_and_counted() {
+        let s = Stream::new("s");
+        assert!(s.publish(frame(1, 1_000_000), 1_050_000, 80_000));
+        assert!(!s.publish(frame(2, 1_000_000), 1_100_000, 80_000));
+        assert!(
+            s.publish(frame(3, 1_000_000), 9_000_000, 0),
+            "0 means no limit"
+        );
+        let snap = s.snapshot(9_000_000);
+        assert_eq!((snap.frames_in, snap.dropped_late), (2, 1));
+        assert_eq!(snap.last.unwrap().0, 3);
+    }
+
+    #[test]
+    fn watcher_sees_only_the_newest() {
+        let s = Stream::new("s");
+        let mut rx = s.watch();
+        for i in 0..10 {
+            s.publish(frame(i, 0), 0, 0);
+        }
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(rx.borrow_and_update().as_ref().unwrap().frame.seq, 9);
+        assert!(!rx.has_changed().unwrap());
+    }
+
+    #[test]
+    fn figures_over_the_last_second() {
+        let s = Stream::new("s");
+        for i in 0..30 {
+            s.publish(frame(i, i as i64 * 33_333), i as i64 * 33_333 + 1_000, 0);
+        }
+        let snap = s.snapshot(29 * 33_333 + 1_000);
+        assert!((snap.fps_in - 30.0).abs() < 1.5, "{}", snap.fps_in);
+        assert_eq!(snap.latency_to_hub_us.unwrap().0, 1_000);
+    }
+}
