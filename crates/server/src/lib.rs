@@ -37,3 +37,34 @@ impl Hub {
             + 1
     }
 }
+
+/// A cheap handle to a running hub's live state, for the HTTP side, the demo and tests.
+#[derive(Clone)]
+pub struct HubHandle(Arc<Hub>);
+
+impl HubHandle {
+    /// Hub-wide counters.
+    pub fn stats(&self) -> &stats::Stats {
+        &self.0.stats
+    }
+
+    /// Live streams.
+    pub fn streams(&self) -> &streams::StreamHub {
+        &self.0.streams
+    }
+
+    /// Connected devices and command routing.
+    pub fn devices(&self) -> &devices::DeviceRegistry {
+        &self.0.devices
+    }
+
+    /// The stored files.
+    pub fn store(&self) -> &Arc<store::Store> {
+        &self.0.store
+    }
+
+    /// The settings the hub runs with.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+}

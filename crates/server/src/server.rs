@@ -50,6 +50,11 @@ impl Server {
         &self.reconcile
     }
 
+    /// A handle to the hub's live state, usable while it serves.
+    pub fn handle(&self) -> crate::HubHandle {
+        crate::HubHandle(Arc::clone(&self.hub))
+    }
+
     /// The hub's counters.
     pub fn stats(&self) -> Arc<Stats> {
         Arc::clone(&self.hub.stats)
