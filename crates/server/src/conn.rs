@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::clients::{role, ClientEntry};
 use crate::live::{Publishing, Subscription};
 use crate::store::{PathLease, Refusal, SpoolWriter, UploadPlan};
 use crate::Hub;
@@ -136,14 +137,27 @@ pub(crate) async fn serve_connection(
         return;
     }
     tracing::info!(%peer, client = %name, "client connected");
+    let conn_id = hub.next_conn_id();
+    let client = hub.clients.add(conn_id, &name, peer.to_string(), now_us());
+    hub.events.emit(
+        "connect",
+        &sender,
+        format!("connected (protocol v{})", VERSION.min(hello.version)),
+    );
 
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
-    let writer = tokio::spawn(write_loop(wr, out_rx, Arc::clone(&hub)));
+    let writer = tokio::spawn(write_loop(
+        wr,
+        out_rx,
+        Arc::clone(&hub),
+        Arc::clone(&client),
+    ));
     let mut session = Session {
         hub: Arc::clone(&hub),
         out: out_tx,
-        sender,
-        conn_id: hub.next_conn_id(),
+        sender: sender.clone(),
+        client,
+        conn_id,
         publishing: HashMap::new(),
         subscriptions: HashMap::new(),
         pending: HashMap::new(),
@@ -155,6 +169,8 @@ pub(crate) async fn serve_connection(
     let end = session.run(&mut rd, buf, &shutdown).await;
     session.close(end).await;
     let _ = writer.await;
+    hub.clients.remove(conn_id);
+    hub.events.emit("disconnect", &sender, "disconnected");
     tracing::info!(%peer, client = %name, "client disconnected");
 }
 
@@ -227,7 +243,12 @@ async fn write_out(w: &mut BufWriter<OwnedWriteHalf>, o: &Out) -> std::io::Resul
     }
 }
 
-async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Out>, hub: Arc<Hub>) {
+async fn write_loop(
+    wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Out>,
+    hub: Arc<Hub>,
+    client: Arc<ClientEntry>,
+) {
     let mut w = BufWriter::with_capacity(256 * 1024, wr);
     while let Some(o) = rx.recv().await {
         let Ok(mut n) = write_out(&mut w, &o).await else {
@@ -243,6 +264,7 @@ async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Out>, hub: Arc<Hu
             return;
         }
         hub.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        client.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
     }
     let _ = w.shutdown().await;
 }
@@ -271,6 +293,7 @@ struct Session {
     hub: Arc<Hub>,
     out: mpsc::Sender<Out>,
     sender: String,
+    client: Arc<ClientEntry>,
     conn_id: u64,
     publishing: HashMap<String, Publishing>,
     subscriptions: HashMap<String, Subscription>,
@@ -302,6 +325,11 @@ impl Session {
 
     async fn reject(&self, id: u32, r: Refusal) {
         self.hub.stats.upload_failed(r.code);
+        if r.code != ErrorCode::Cancelled {
+            self.hub
+                .events
+                .emit("reject", &self.sender, r.reason.clone());
+        }
         self.send(Message::Rejected(Rejected {
             id,
             code: r.code,
@@ -336,7 +364,10 @@ impl Session {
                 _ = shutdown.cancelled() => return End::Shutdown,
                 r = rd.read_buf(&mut buf) => match r {
                     Ok(0) | Err(_) => return End::Eof,
-                    Ok(n) => { self.hub.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed); }
+                    Ok(n) => {
+                        self.hub.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                        self.client.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                 },
             }
         }
@@ -355,6 +386,10 @@ impl Session {
             Message::Pong(_) => {}
             Message::Text(t) => {
                 tracing::info!(from = %self.sender, text = %t.text, "message");
+                self.client.add_role(role::CONTROL);
+                self.hub
+                    .events
+                    .emit("message", &self.sender, t.text.clone());
                 self.send(Message::Text(Text {
                     id: t.id,
                     text: t.text,
@@ -370,6 +405,12 @@ impl Session {
             Message::Command(c) => self.command(c),
             Message::RegisterDevice(d) => {
                 tracing::info!(device = %d.name, from = %self.sender, "device registered");
+                self.client.add_role(role::DEVICE);
+                self.hub.events.emit(
+                    "device",
+                    &self.sender,
+                    format!("registered as device {}", d.name),
+                );
                 self.hub.devices.register(
                     &d.name,
                     self.conn_id,
@@ -410,6 +451,7 @@ impl Session {
     }
 
     async fn offer(&mut self, o: framewire_proto::Offer) {
+        self.client.add_role(role::FILES);
         if self.pending.contains_key(&o.id) || self.open.as_ref().is_some_and(|u| u.id == o.id) {
             return self
                 .reject(
@@ -688,10 +730,14 @@ impl Session {
             let msg = match result {
                 Ok(status) => {
                     tracing::debug!(%path, size, from = %sender, ?status, "stored");
+                    if status != StoredStatus::Unchanged {
+                        hub.events.emit("upload", &sender, format!("stored {path} ({size} bytes)"));
+                    }
                     Message::Stored(Stored { id, status, size, hash })
                 }
                 Err(r) => {
                     tracing::info!(%path, from = %sender, reason = %r.reason, "upload rejected at commit");
+                    hub.events.emit("reject", &sender, r.reason.clone());
                     Message::Rejected(Rejected { id, code: r.code, reason: r.reason })
                 }
             };
@@ -901,12 +947,15 @@ impl Session {
 /// Live video and device commands.
 impl Session {
     fn command(&mut self, c: framewire_proto::Command) {
+        self.client.add_role(role::CONTROL);
         let hub = Arc::clone(&self.hub);
         let out = self.out.clone();
         let from = self.sender.clone();
         self.tasks.spawn(async move {
             tracing::info!(%from, device = %c.target, command = %c.command, args = ?c.args, "command");
+            let line = std::iter::once(c.command.as_str()).chain(c.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
             let o = hub.devices.call(&c.target, &c.command, c.args, hub.config.command_timeout).await;
+            hub.events.emit("command", &from, format!("{} {line} → {:?}: {}", c.target, o.status, String::from_utf8_lossy(&o.body)));
             let reply = Message::Reply(Reply { id: c.id, status: o.status, body: o.body });
             if let Ok(b) = reply.to_bytes() {
                 let _ = out.send(Out::Msg(b)).await;
@@ -923,6 +972,10 @@ impl Session {
         }
         let stream = self.hub.streams.get_or_create(&p.stream);
         stream.publishers.fetch_add(1, Ordering::Relaxed);
+        self.client.add_role(role::PUBLISHER);
+        self.hub
+            .events
+            .emit("stream", &self.sender, format!("publishing {}", p.stream));
         tracing::info!(stream = %p.stream, from = %self.sender, max_latency_ms = p.max_latency_ms, "publisher joined");
         self.publishing.insert(
             p.stream,
@@ -968,6 +1021,7 @@ impl Session {
             old.end();
         }
         let stream = self.hub.streams.get_or_create(&s.stream);
+        self.client.add_role(role::SUBSCRIBER);
         tracing::info!(stream = %s.stream, from = %self.sender, window = s.window, "subscriber joined");
         self.subscriptions.insert(
             s.stream,

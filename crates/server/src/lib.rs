@@ -4,10 +4,12 @@
 //! Inside: one task per connection ([`conn`]), a durable [`store`] with a group committer, and
 //! shared counters ([`stats`]).
 
+pub mod clients;
 mod config;
 mod conn;
 pub mod devices;
 mod error;
+pub mod events;
 mod live;
 mod server;
 pub mod stats;
@@ -27,6 +29,8 @@ pub(crate) struct Hub {
     pub(crate) stats: Arc<stats::Stats>,
     pub(crate) streams: streams::StreamHub,
     pub(crate) devices: devices::DeviceRegistry,
+    pub(crate) clients: clients::ClientRegistry,
+    pub(crate) events: events::EventLog,
     next_conn: std::sync::atomic::AtomicU64,
 }
 
@@ -56,6 +60,16 @@ impl HubHandle {
     /// Connected devices and command routing.
     pub fn devices(&self) -> &devices::DeviceRegistry {
         &self.0.devices
+    }
+
+    /// Connected clients.
+    pub fn clients(&self) -> &clients::ClientRegistry {
+        &self.0.clients
+    }
+
+    /// The event log.
+    pub fn events(&self) -> &events::EventLog {
+        &self.0.events
     }
 
     /// The stored files.

@@ -39,6 +39,8 @@ impl Server {
                 stats,
                 streams: Default::default(),
                 devices: Default::default(),
+                clients: Default::default(),
+                events: Default::default(),
                 next_conn: Default::default(),
             }),
             reconcile,
