@@ -14,6 +14,9 @@ pub struct Config {
     pub max_payload: u32,
     /// Largest file stored.
     pub max_file_size: u64,
+    /// Most bytes the store may hold (0: no limit besides the disk). Uploads that would pass it are
+    /// refused with "storage full", like a real full disk.
+    pub max_storage: u64,
     /// Offers a client may have outstanding.
     pub max_inflight: u16,
     /// Suggested `Data` chunk size.
@@ -36,6 +39,7 @@ impl Config {
             hub_name: "framewire".into(),
             max_payload: framewire_proto::DEFAULT_MAX_PAYLOAD,
             max_file_size: 1 << 40,
+            max_storage: 0,
             max_inflight: 256,
             chunk_size: framewire_proto::DEFAULT_CHUNK_SIZE,
             handshake_timeout: Duration::from_secs(10),

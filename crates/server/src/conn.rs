@@ -503,6 +503,24 @@ impl Session {
                 )
                 .await;
         }
+        if !self
+            .hub
+            .stats
+            .storage_has_room(o.size, self.hub.config.max_storage)
+        {
+            return self
+                .reject(
+                    o.id,
+                    Refusal::new(
+                        ErrorCode::StorageFull,
+                        format!(
+                            "storage full: {path} ({} bytes) does not fit the hub's storage limit",
+                            o.size
+                        ),
+                    ),
+                )
+                .await;
+        }
         let lease = match self.hub.store.lease(&path) {
             Ok(l) => l,
             Err(r) => return self.reject(o.id, r).await,
@@ -859,7 +877,7 @@ impl Session {
         let limit = (l.limit as usize).clamp(1, MAX_LIST_PAGE);
         let store = Arc::clone(&self.hub.store);
         let (prefix, after) = (l.prefix, l.after);
-        let res = tokio::task::spawn_blocking(move || store.list(&prefix, &after, limit)).await;
+        let res = tokio::task::spawn_blocking(move || store.list(&prefix, &after, "", limit)).await;
         match res {
             Ok(Ok((records, more))) => {
                 let entries = records

@@ -15,6 +15,7 @@ mod server;
 pub mod stats;
 pub mod store;
 pub mod streams;
+pub mod web;
 
 use std::sync::Arc;
 

@@ -26,6 +26,7 @@ pub struct Stats {
     /// Uploads answered "unchanged" since start.
     pub uploads_unchanged: AtomicU64,
     failures: Mutex<BTreeMap<&'static str, u64>>,
+    http: Mutex<BTreeMap<u16, u64>>,
 }
 
 impl Stats {
@@ -42,6 +43,11 @@ impl Stats {
         self.bytes_stored.fetch_add(size, Relaxed);
     }
 
+    /// Whether `more` bytes fit under `max_storage` (0: no limit).
+    pub fn storage_has_room(&self, more: u64, max_storage: u64) -> bool {
+        max_storage == 0 || self.bytes_stored.load(Relaxed).saturating_add(more) <= max_storage
+    }
+
     pub(crate) fn file_unchanged(&self) {
         self.uploads_unchanged.fetch_add(1, Relaxed);
     }
@@ -53,6 +59,15 @@ impl Stats {
             .unwrap()
             .entry(code.name())
             .or_default() += 1;
+    }
+
+    pub(crate) fn http_response(&self, status: u16) {
+        *self.http.lock().unwrap().entry(status).or_default() += 1;
+    }
+
+    /// HTTP responses since start, by status code.
+    pub fn http_responses(&self) -> BTreeMap<u16, u64> {
+        self.http.lock().unwrap().clone()
     }
 
     /// Failed uploads since start, by reason.

@@ -28,6 +28,36 @@ const LATENCY_WINDOW: usize = 2048;
 /// Arrival times kept to compute frames per second over the last second.
 const FPS_WINDOW_US: i64 = 1_000_000;
 
+/// Upper bounds (µs) of the latency histogram buckets exported as metrics.
+pub const LATENCY_BUCKETS_US: [u64; 11] = [
+    1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 80_000, 100_000, 200_000, 500_000, 1_000_000,
+];
+
+/// A cumulative latency histogram over the stream's whole life (for Prometheus).
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Count of samples ≤ each bound of [`LATENCY_BUCKETS_US`] (not cumulative; summed on export).
+    pub buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
+    /// Samples above the last bound.
+    pub overflow: AtomicU64,
+    /// Sum of all samples, µs.
+    pub sum_us: AtomicU64,
+    /// Number of samples.
+    pub count: AtomicU64,
+}
+
+impl LatencyHistogram {
+    fn record(&self, us: i64) {
+        let us = us.max(0) as u64;
+        match LATENCY_BUCKETS_US.iter().position(|&b| us <= b) {
+            Some(i) => self.buckets[i].fetch_add(1, Relaxed),
+            None => self.overflow.fetch_add(1, Relaxed),
+        };
+        self.sum_us.fetch_add(us, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+}
+
 /// One stream's frames and figures.
 pub struct Stream {
     name: String,
@@ -50,6 +80,10 @@ pub struct Stream {
     pub publishers: AtomicU64,
     /// Connected subscribers.
     pub subscribers: AtomicU64,
+    /// Capture → hub latency, whole life.
+    pub hist_to_hub: LatencyHistogram,
+    /// Capture → sent to a subscriber, whole life.
+    pub hist_to_subscriber: LatencyHistogram,
     windows: Mutex<Windows>,
 }
 
@@ -134,6 +168,8 @@ impl Stream {
             publisher_skipped: AtomicU64::new(0),
             publishers: AtomicU64::new(0),
             subscribers: AtomicU64::new(0),
+            hist_to_hub: LatencyHistogram::default(),
+            hist_to_subscriber: LatencyHistogram::default(),
             windows: Mutex::new(Windows {
                 arrivals: VecDeque::new(),
                 departures: VecDeque::new(),
@@ -158,6 +194,7 @@ impl Stream {
         }
         self.frames_in.fetch_add(1, Relaxed);
         self.bytes_in.fetch_add(frame.payload.len() as u64, Relaxed);
+        self.hist_to_hub.record(age);
         {
             let mut w = self.windows.lock().unwrap();
             push_window(&mut w.to_hub, age);
@@ -188,6 +225,7 @@ impl Stream {
         self.bytes_out
             .fetch_add(f.frame.payload.len() as u64, Relaxed);
         self.skipped.fetch_add(skipped, Relaxed);
+        self.hist_to_subscriber.record(now_us - f.frame.capture_us);
         let mut w = self.windows.lock().unwrap();
         push_window(&mut w.to_subscriber, now_us - f.frame.capture_us);
         w.departures.push_back(now_us);
@@ -242,6 +280,13 @@ impl StreamHub {
     /// The stream called `name`, if it exists.
     pub fn get(&self, name: &str) -> Option<Arc<Stream>> {
         self.streams.lock().unwrap().get(name).cloned()
+    }
+
+    /// Every stream, by name.
+    pub fn all(&self) -> Vec<Arc<Stream>> {
+        let mut v: Vec<_> = self.streams.lock().unwrap().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
     }
 
     /// Figures of every stream, by name.

@@ -64,6 +64,7 @@ impl Index {
         &self,
         prefix: &str,
         after: &str,
+        sender: &str,
         limit: usize,
     ) -> rusqlite::Result<(Vec<FileRecord>, bool)> {
         // Paths sort bytewise (BINARY collation), so everything under `prefix` is one contiguous
@@ -71,9 +72,12 @@ impl Index {
         let start = if after > prefix { after } else { prefix };
         let mut stmt = self.conn.prepare_cached(
             "SELECT path, size, hash, sender, stored_us, mtime_ns FROM files
-             WHERE path >= ?1 AND path != ?2 ORDER BY path LIMIT ?3",
+             WHERE path >= ?1 AND path != ?2 AND (?4 = '' OR sender = ?4) ORDER BY path LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![start, after, (limit + 1) as i64], row_to_record)?;
+        let rows = stmt.query_map(
+            params![start, after, (limit + 1) as i64, sender],
+            row_to_record,
+        )?;
         let mut out = Vec::new();
         for r in rows {
             let r = r?;
@@ -174,20 +178,21 @@ mod tests {
         let mut ix = Index::open(&dir.path().join("i.sqlite")).unwrap();
         let paths = ["a/1", "a/2", "a/3", "ab", "b/1"];
         ix.upsert_many(&paths.map(rec)).unwrap();
-        let (page, more) = ix.list("a/", "", 2).unwrap();
+        let (page, more) = ix.list("a/", "", "", 2).unwrap();
         assert_eq!(
             page.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
             ["a/1", "a/2"]
         );
         assert!(more);
-        let (page, more) = ix.list("a/", "a/2", 2).unwrap();
+        let (page, more) = ix.list("a/", "a/2", "", 2).unwrap();
         assert_eq!(
             page.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
             ["a/3"]
         );
         assert!(!more);
-        let (page, _) = ix.list("", "", 10).unwrap();
+        let (page, _) = ix.list("", "", "", 10).unwrap();
         assert_eq!(page.len(), 5);
         assert_eq!(ix.totals().unwrap(), (5, 5));
+        assert!(ix.list("", "", "someone-else", 10).unwrap().0.is_empty());
     }
 }

@@ -35,6 +35,9 @@ use crate::stats::Stats;
 use crate::ServerError;
 use index::Index;
 
+/// Longest side of thumbnails, in pixels.
+pub const THUMBNAIL_SIDE: u32 = 320;
+
 /// Capacity of the channel between a connection and its spool writer, in chunks: enough to keep
 /// the disk busy while the socket is read, small enough to bound memory per connection.
 const SPOOL_QUEUE_CHUNKS: usize = 8;
@@ -44,6 +47,7 @@ const SPOOL_WRITE_BUFFER: usize = 1 << 20;
 /// The data folder: stored files, uploads in progress and the index.
 pub struct Store {
     files_dir: PathBuf,
+    thumbs_dir: PathBuf,
     spool_dir: PathBuf,
     reader: Mutex<Index>,
     busy: Mutex<HashSet<String>>,
@@ -179,7 +183,8 @@ impl Store {
     ) -> Result<(Arc<Store>, ReconcileReport), ServerError> {
         let files_dir = data_dir.join("files");
         let spool_dir = data_dir.join("spool");
-        for d in [data_dir, &files_dir, &spool_dir] {
+        let thumbs_dir = data_dir.join("thumbs");
+        for d in [data_dir, &files_dir, &spool_dir, &thumbs_dir] {
             fs::create_dir_all(d).map_err(|e| ServerError::DataDir(d.to_path_buf(), e))?;
         }
         let index_path = data_dir.join("index.sqlite");
@@ -193,6 +198,7 @@ impl Store {
         Ok((
             Arc::new(Store {
                 files_dir,
+                thumbs_dir,
                 spool_dir,
                 reader: Mutex::new(reader),
                 busy: Mutex::new(HashSet::new()),
@@ -311,7 +317,31 @@ impl Store {
         offset: u64,
         hasher: blake3::Hasher,
     ) -> SpoolWriter {
-        let spool_path = self.spool_path(path, size);
+        spawn_spool_writer(self.spool_path(path, size), offset, hasher)
+    }
+
+    /// Starts a spool file for an upload that cannot resume (HTTP `PUT`, snapshots). Its name ends
+    /// in `.tmp`, so one left behind by a crash is removed at the next start.
+    pub fn open_spool_fresh(&self) -> SpoolWriter {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("fresh-{}-{n}.tmp", std::process::id());
+        spawn_spool_writer(self.spool_dir.join(name), 0, blake3::Hasher::new())
+    }
+
+    /// Refuses paths that cannot be stored because of what is on the hub: a folder at the path, a
+    /// file where a folder is needed, a symbolic link.
+    ///
+    /// # Errors
+    /// The [`Refusal`] the client should see.
+    pub fn check_path(&self, path: &RemotePath) -> Result<(), Refusal> {
+        self.check_target_shape(path)
+    }
+}
+
+/// Writes chunks to `spool_path` from `offset` on a blocking thread, hashing them on the way.
+fn spawn_spool_writer(spool_path: PathBuf, offset: u64, hasher: blake3::Hasher) -> SpoolWriter {
+    {
         let (tx, mut rx) = mpsc::channel::<Bytes>(SPOOL_QUEUE_CHUNKS);
         let task = tokio::task::spawn_blocking(move || -> io::Result<SpoolDone> {
             let mut hasher = hasher;
@@ -343,7 +373,9 @@ impl Store {
         });
         SpoolWriter { tx, task }
     }
+}
 
+impl Store {
     /// Makes a verified spool file durable and visible at `path`, in a group commit. Resolves once
     /// the file and its directory entry are on stable storage and the index records it.
     pub async fn commit(
@@ -388,7 +420,7 @@ impl Store {
         self.reader.lock().unwrap().get(path)
     }
 
-    /// A page of stored files under `prefix`, after `after`.
+    /// A page of stored files under `prefix`, after `after`, from `sender` (empty: anyone).
     ///
     /// # Errors
     /// If the index cannot be read.
@@ -396,9 +428,13 @@ impl Store {
         &self,
         prefix: &str,
         after: &str,
+        sender: &str,
         limit: usize,
     ) -> rusqlite::Result<(Vec<FileRecord>, bool)> {
-        self.reader.lock().unwrap().list(prefix, after, limit)
+        self.reader
+            .lock()
+            .unwrap()
+            .list(prefix, after, sender, limit)
     }
 
     /// Opens a stored file for reading, with its record.

@@ -1,0 +1,348 @@
+//! `GET /files/{path}` (with `Range` and `ETag`), `PUT /files/{path}` (same rules as the native
+//! upload: path checks, BLAKE3, group commit, overwrite policy), and `GET /thumbs/{path}`.
+
+use std::io::SeekFrom;
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use framewire_proto::{ErrorCode, RemotePath, StoredStatus};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::{content_type, AppError};
+use crate::store::Refusal;
+use crate::HubHandle;
+
+/// Download buffers: large enough that throughput is not capped by the copy.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// The peer's address when the server was started with connect info (absent in `oneshot` tests).
+pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+fn parse_path(path: &str) -> Result<RemotePath, AppError> {
+    RemotePath::parse(path)
+        .map_err(|e| AppError::new(StatusCode::BAD_REQUEST, format!("{path:?}: {e}")))
+}
+
+/// A single `bytes=` range, resolved against `size`: `Ok(None)` means "send everything".
+fn parse_range(h: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = h.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        // Several ranges: answering with the whole file is allowed and simpler.
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        (size.saturating_sub(n), size.checked_sub(1).ok_or(())?)
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            b.parse::<u64>()
+                .map_err(|_| ())?
+                .min(size.saturating_sub(1))
+        };
+        (start, end)
+    };
+    if start >= size || start > end {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+/// `GET /files/{path}`
+pub(crate) async fn download(
+    State(hub): State<HubHandle>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let rp = parse_path(&path)?;
+    let store = std::sync::Arc::clone(hub.store());
+    let (file, rec) = tokio::task::spawn_blocking(move || store.open_stored(&rp))
+        .await
+        .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let etag = format!("\"{}\"", hex::encode(rec.hash));
+    let (ctype, inline) = content_type(&rec.path);
+    let mut res = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-content-type-options", "nosniff")
+        .header("x-blake3", hex::encode(rec.hash));
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        if inm.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
+            return Ok(res
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Body::empty())
+                .expect("valid response"));
+        }
+    }
+    res = res.header(header::CONTENT_TYPE, ctype);
+    if !inline {
+        let name = rec
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or("file")
+            .replace(['"', '\\'], "_");
+        res = res.header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        );
+    }
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim() == etag);
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(h) if if_range_ok => match parse_range(h, rec.size) {
+            Ok(r) => r,
+            Err(()) => {
+                return Ok(res
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .header(header::CONTENT_RANGE, format!("bytes */{}", rec.size))
+                    .body(Body::empty())
+                    .expect("valid response"))
+            }
+        },
+        _ => None,
+    };
+    let mut file = tokio::fs::File::from_std(file);
+    let (status, start, len) = match range {
+        Some((a, b)) => {
+            res = res.header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{}", rec.size));
+            (StatusCode::PARTIAL_CONTENT, a, b - a + 1)
+        }
+        None => (StatusCode::OK, 0, rec.size),
+    };
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    }
+    let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), READ_BUFFER));
+    Ok(res
+        .status(status)
+        .header(header::CONTENT_LENGTH, len)
+        .body(body)
+        .expect("valid response"))
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct PutQuery {
+    #[serde(default)]
+    overwrite: Option<String>,
+}
+
+fn truthy(v: Option<&str>) -> bool {
+    matches!(
+        v.map(str::to_ascii_lowercase).as_deref(),
+        Some("1" | "true" | "yes" | "")
+    )
+}
+
+fn status_name(s: StoredStatus) -> &'static str {
+    match s {
+        StoredStatus::New => "new",
+        StoredStatus::Replaced => "replaced",
+        StoredStatus::Unchanged => "unchanged",
+    }
+}
+
+/// `PUT /files/{path}[?overwrite=1]`: stores the body (`curl -T file URL`). An `X-Blake3` header,
+/// if given, must match the body. The answer carries the stored size and hash.
+pub(crate) async fn upload(
+    State(hub): State<HubHandle>,
+    Path(path): Path<String>,
+    Query(q): Query<PutQuery>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    let rp = parse_path(&path)?;
+    let max = hub.config().max_file_size;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large(&rp, max));
+    }
+    let expected = match headers.get("x-blake3").and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(h) => {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h.trim(), &mut out).map_err(|_| {
+                AppError::new(StatusCode::BAD_REQUEST, "X-Blake3 must be 64 hex digits")
+            })?;
+            Some(out)
+        }
+    };
+    let overwrite = q.overwrite.is_some() && truthy(q.overwrite.as_deref())
+        || truthy(headers.get("x-overwrite").and_then(|v| v.to_str().ok()));
+    let max_storage = hub.config().max_storage;
+    let full = |n: u64| {
+        AppError::from(Refusal::new(
+            ErrorCode::StorageFull,
+            format!("storage full: {rp} ({n} bytes) does not fit the hub's storage limit"),
+        ))
+    };
+    if declared.is_some_and(|n| !hub.stats().storage_has_room(n, max_storage)) {
+        return Err(full(declared.unwrap_or(0)));
+    }
+    let store = std::sync::Arc::clone(hub.store());
+    let lease = store.lease(&rp)?;
+    {
+        // Refuse early what is certain to be refused, before reading the body.
+        let (s, p) = (std::sync::Arc::clone(&store), rp.clone());
+        let existing =
+            tokio::task::spawn_blocking(move || s.check_path(&p).map(|_| s.record(p.as_str())))
+                .await
+                .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??
+                .map_err(|e| {
+                    AppError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("index: {e}"))
+                })?;
+        if let (Some(rec), Some(n)) = (existing, declared) {
+            if !overwrite && rec.size != n {
+                return Err(Refusal::new(
+                    ErrorCode::Exists,
+                    format!("a different file ({} bytes) is already stored at {rp}; add ?overwrite=1 to replace it", rec.size),
+                )
+                .into());
+            }
+        }
+    }
+    let writer = store.open_spool_fresh();
+    let mut stream = body.into_data_stream();
+    let mut received: u64 = 0;
+    let mut failure: Option<AppError> = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                failure = Some(AppError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("upload interrupted: {e}"),
+                ));
+                break;
+            }
+        };
+        received += chunk.len() as u64;
+        if received > max {
+            failure = Some(too_large(&rp, max));
+            break;
+        }
+        if !hub.stats().storage_has_room(received, max_storage) {
+            failure = Some(full(received));
+            break;
+        }
+        if writer.write(chunk).await.is_err() {
+            break;
+        }
+    }
+    let done = writer.finish().await?;
+    if let Some(f) = failure {
+        done.discard();
+        return Err(f);
+    }
+    if declared.is_some_and(|n| n != done.len) {
+        done.discard();
+        return Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            "body shorter than its Content-Length",
+        ));
+    }
+    if expected.is_some_and(|h| h != done.hash) {
+        done.discard();
+        return Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            "body does not match its X-Blake3 hash; nothing was stored",
+        ));
+    }
+    let (size, hash) = (done.len, done.hash);
+    let sender = format!(
+        "http@{}",
+        peer.map(|p| p.ip().to_string())
+            .unwrap_or_else(|| "local".into())
+    );
+    let status = store
+        .commit(rp.clone(), done, overwrite, sender.clone())
+        .await?;
+    drop(lease);
+    if status != StoredStatus::Unchanged {
+        hub.events()
+            .emit("upload", &sender, format!("stored {rp} ({size} bytes)"));
+    }
+    let code = if status == StoredStatus::New {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut res = (
+        code,
+        Json(json!({ "path": rp.as_str(), "size": size, "blake3": hex::encode(hash), "status": status_name(status) })),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", hex::encode(hash))) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(res)
+}
+
+fn too_large(rp: &RemotePath, max: u64) -> AppError {
+    AppError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("{rp} is larger than this hub's limit of {max} bytes"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=50-500", 100), Ok(Some((50, 99))));
+        assert_eq!(parse_range("bytes=0-0,5-6", 100), Ok(None));
+        assert_eq!(parse_range("items=1-2", 100), Ok(None));
+        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=9-3", 100), Err(()));
+        assert_eq!(parse_range("bytes=-0", 100), Err(()));
+        assert_eq!(parse_range("bytes=x-3", 100), Err(()));
+    }
+}

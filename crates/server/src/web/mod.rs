@@ -1,0 +1,144 @@
+//! The hub's HTTP side: dashboard, JSON API, file download/upload, MJPEG, WebSocket, metrics.
+//!
+//! It runs in the same process and runtime as the native listener and reads the same state
+//! through a [`HubHandle`]: frames are the hub's shared `Bytes`, never copied per viewer.
+//! [`router`] builds the whole app, so tests call it with `oneshot` and no socket.
+//!
+//! No compression layer (it would buffer `multipart/x-mixed-replace`) and no timeout layer (it
+//! would cut live streams).
+
+mod api;
+mod assets;
+mod files;
+mod live;
+mod metrics;
+
+use std::future::Future;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use framewire_proto::ErrorCode;
+use tokio::net::TcpListener;
+
+use crate::store::Refusal;
+use crate::HubHandle;
+
+/// An error answered as JSON `{"error": message}` with its status code.
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    message: String,
+}
+
+impl AppError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        AppError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn not_found(what: impl std::fmt::Display) -> Self {
+        AppError::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+impl From<Refusal> for AppError {
+    fn from(r: Refusal) -> Self {
+        let status = match r.code {
+            ErrorCode::BadPath => StatusCode::BAD_REQUEST,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Exists | ErrorCode::Busy => StatusCode::CONFLICT,
+            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+            ErrorCode::HashMismatch | ErrorCode::SizeMismatch => StatusCode::BAD_REQUEST,
+            ErrorCode::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        AppError::new(status, r.reason)
+    }
+}
+
+/// The whole HTTP app over a running hub.
+pub fn router(hub: HubHandle) -> Router {
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/assets/{file}", get(assets::asset))
+        .route("/api/clients", get(api::clients))
+        .route("/api/streams", get(api::streams))
+        .route("/api/files", get(api::files))
+        .route("/api/devices", get(api::devices))
+        .route("/api/devices/{name}/commands", post(api::command))
+        .route("/files/{*path}", get(files::download).put(files::upload))
+        .route("/streams/{file}", get(live::mjpeg))
+        .route("/streams/{name}/latest.jpg", get(live::latest))
+        .route("/ws", get(live::websocket))
+        .route("/metrics", get(metrics::metrics))
+        .fallback(|| async { AppError::new(StatusCode::NOT_FOUND, "no such page") })
+        .layer(middleware::from_fn_with_state(hub.clone(), count_status))
+        .with_state(hub)
+}
+
+/// Counts responses by status for `/metrics`.
+async fn count_status(State(hub): State<HubHandle>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    hub.stats().http_response(res.status().as_u16());
+    res
+}
+
+/// Serves the HTTP app on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// If the listener fails.
+pub async fn serve_http(
+    listener: TcpListener,
+    hub: HubHandle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(hub).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Content type for a stored file's name. Only images and plain text get their own type; anything
+/// else is served as a download, so an uploaded HTML file can never run in the dashboard's origin.
+pub(crate) fn content_type(path: &str) -> (&'static str, bool) {
+    let ext = path
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "jpg" | "jpeg" => ("image/jpeg", true),
+        "png" => ("image/png", true),
+        "gif" => ("image/gif", true),
+        "bmp" => ("image/bmp", true),
+        "webp" => ("image/webp", true),
+        "txt" | "log" | "csv" => ("text/plain; charset=utf-8", true),
+        "json" => ("application/json", true),
+        _ => ("application/octet-stream", false),
+    }
+}
+
+/// Whether the hub can make a thumbnail of a file with this name.
+pub(crate) fn is_image(path: &str) -> bool {
+    let ext = path
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(ext.as_str(), "jpg" | "jpeg" | "png")
+}
