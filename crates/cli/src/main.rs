@@ -1,1 +1,153 @@
-fn main() {}
+//! `framewire`: run a hub, send files and folders to it, list, download, message, ping.
+//!
+//! Thin on purpose: the protocol work is in `framewire-client` and `framewire-server`; this binary
+//! parses arguments, shows progress, prints results and picks the exit code
+//! (0 ok, 1 failure, 2 usage).
+
+mod cmd;
+mod format;
+mod logging;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use framewire_client::{Client, ConnectOptions};
+
+/// framewire: move files and live frames between devices and a hub.
+#[derive(Debug, Parser)]
+#[command(name = "framewire", version, propagate_version = true)]
+struct Cli {
+    /// Hub address (host:port).
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEWIRE_SERVER",
+        default_value = "127.0.0.1:7878",
+        value_name = "ADDR"
+    )]
+    server: String,
+
+    /// This client's name, recorded as the sender of uploaded files [default: the host name].
+    /// With `serve`, the hub's name.
+    #[arg(long, global = true)]
+    name: Option<String>,
+
+    /// Access token for the hub.
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEWIRE_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    token: String,
+
+    /// Print only results and errors (no progress, no summaries).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a hub: store uploaded files under --data and serve clients on --listen.
+    Serve(cmd::serve::Args),
+    /// Send files and folders to the hub (folders recursively, named like `scp -r`).
+    Send(cmd::send::Args),
+    /// List files stored on the hub.
+    Ls(cmd::ls::Args),
+    /// Download a stored file (verified with BLAKE3).
+    Get(cmd::get::Args),
+    /// Send a text message; prints the hub's answer.
+    Msg(cmd::msg::Args),
+    /// Measure the round trip to the hub and the offset between its clock and ours.
+    Ping(cmd::ping::Args),
+}
+
+/// The options every client command shares.
+pub struct Global {
+    server: String,
+    name: String,
+    /// `--name` as given (the hub's name for `serve`).
+    explicit_name: Option<String>,
+    token: String,
+    quiet: bool,
+}
+
+impl Global {
+    /// Connects to the hub with the shared options.
+    async fn connect(&self) -> anyhow::Result<Client> {
+        let opts = ConnectOptions {
+            name: self.name.clone(),
+            token: self.token.clone(),
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(30),
+        };
+        Ok(Client::connect(&self.server, opts).await?)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve(_));
+    let progress = logging::init(cli.verbose, cli.quiet, serving);
+    let global = Global {
+        server: cli.server,
+        name: cli.name.clone().unwrap_or_else(default_name),
+        explicit_name: cli.name,
+        token: cli.token,
+        quiet: cli.quiet,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(a) => cmd::serve::run(&global, a).await,
+            Command::Send(a) => cmd::send::run(&global, a, progress).await,
+            Command::Ls(a) => cmd::ls::run(&global, a).await,
+            Command::Get(a) => cmd::get::run(&global, a).await,
+            Command::Msg(a) => cmd::msg::run(&global, a).await,
+            Command::Ping(a) => cmd::ping::run(&global, a).await,
+        }
+    });
+    // Do not wait for stray blocking tasks (a file read the hub no longer wants, say).
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<cmd::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// The host name, or `framewire-cli` if it cannot be read.
+fn default_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "framewire-cli".into())
+}

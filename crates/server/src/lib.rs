@@ -32,6 +32,9 @@ pub(crate) struct Hub {
     pub(crate) devices: devices::DeviceRegistry,
     pub(crate) clients: clients::ClientRegistry,
     pub(crate) events: events::EventLog,
+    /// Cancelled when the HTTP side shuts down: ends live MJPEG and WebSocket responses, which
+    /// would otherwise hold graceful shutdown open forever.
+    pub(crate) web_closing: tokio_util::sync::CancellationToken,
     next_conn: std::sync::atomic::AtomicU64,
 }
 
@@ -76,6 +79,11 @@ impl HubHandle {
     /// The stored files.
     pub fn store(&self) -> &Arc<store::Store> {
         &self.0.store
+    }
+
+    /// Cancelled when the HTTP side shuts down.
+    pub fn web_closing(&self) -> &tokio_util::sync::CancellationToken {
+        &self.0.web_closing
     }
 
     /// The settings the hub runs with.

@@ -41,6 +41,7 @@ impl Server {
                 devices: Default::default(),
                 clients: Default::default(),
                 events: Default::default(),
+                web_closing: Default::default(),
                 next_conn: Default::default(),
             }),
             reconcile,

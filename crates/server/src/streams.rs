@@ -140,7 +140,8 @@ fn percentiles(q: &VecDeque<i64>) -> Option<(u64, u64)> {
     if q.is_empty() {
         return None;
     }
-    let mut h = Histogram::<u64>::new(3).expect("valid sigfig");
+    // Bounds up to a minute: `saturating_record` clamps to them instead of losing the sample.
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
     for &v in q {
         h.saturating_record(v.max(0) as u64);
     }
@@ -350,5 +351,13 @@ mod tests {
         let snap = s.snapshot(29 * 33_333 + 1_000);
         assert!((snap.fps_in - 30.0).abs() < 1.5, "{}", snap.fps_in);
         assert_eq!(snap.latency_to_hub_us.unwrap().0, 1_000);
+        // Larger latencies are kept as they are (within the histogram's 3 significant digits).
+        let s = Stream::new("t");
+        for (i, age) in [5_000i64, 40_000, 70_000, 250_000].iter().enumerate() {
+            s.publish(frame(i as u64, 0), *age, 0);
+        }
+        let (p50, p99) = s.snapshot(250_000).latency_to_hub_us.unwrap();
+        assert!((39_900..=40_100).contains(&p50), "{p50}");
+        assert!((249_000..=251_000).contains(&p99), "{p99}");
     }
 }

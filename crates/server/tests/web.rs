@@ -573,6 +573,56 @@ async fn metrics_are_strict_prometheus_text() {
     hub.stop().await;
 }
 
+fn shared_frame() -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/frames-1080p/f0001.jpg");
+    std::fs::read(&p).unwrap_or_else(|e| {
+        panic!(
+            "the shared test frames must be beside the checkout ({}): {e}",
+            p.display()
+        )
+    })
+}
+
+#[tokio::test]
+async fn thumbnails_are_small_jpegs_made_once() {
+    let hub = Hub::start().await;
+    assert_eq!(
+        put(&hub, "/files/cam/frame.jpg", &shared_frame()).await.0,
+        StatusCode::CREATED
+    );
+    let (s, h, b) = get(&hub, "/thumbs/cam/frame.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(h[header::CONTENT_TYPE], "image/jpeg");
+    let (w, ht) = framewire_media::jpeg::probe(&b).unwrap();
+    assert!(w <= 320 && ht <= 320 && w >= 100, "{w}x{ht}");
+    assert_eq!(
+        std::fs::read_dir(hub.data.join("thumbs")).unwrap().count(),
+        1,
+        "cached"
+    );
+    let (s2, _, b2) = get(&hub, "/thumbs/cam/frame.jpg").await;
+    assert_eq!((s2, &b2[..]), (StatusCode::OK, &b[..]));
+    assert_eq!(
+        put(&hub, "/files/fake.jpg", b"not a jpeg").await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        get(&hub, "/thumbs/fake.jpg").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        put(&hub, "/files/doc.txt", b"text").await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(get(&hub, "/thumbs/doc.txt").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&hub, "/thumbs/missing.jpg").await.0,
+        StatusCode::NOT_FOUND
+    );
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn dashboard_and_assets_are_served() {
     let hub = Hub::start().await;
@@ -687,6 +737,44 @@ async fn websocket_streams_events_and_stats() {
     tokio::time::timeout(T, server)
         .await
         .unwrap()
+        .unwrap()
+        .unwrap();
+    hub.stop().await;
+}
+
+/// Graceful shutdown must not wait for live responses to end by themselves (found by the browser
+/// test: an open MJPEG viewer held `serve_http` forever).
+#[tokio::test]
+async fn http_shutdown_ends_live_mjpeg_viewers() {
+    let hub = Hub::start().await;
+    let (mut publisher, _) = Raw::hello(hub.addr).await;
+    publisher.send(jpeg_frame(1)).await;
+    assert!(matches!(publisher.recv().await, Message::FrameAck(_)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(framewire_server::web::serve_http(
+        listener,
+        hub.handle.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut viewer = tokio::net::TcpStream::connect(http).await.unwrap();
+    viewer
+        .write_all(b"GET /streams/cam.mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 256];
+    let n = tokio::time::timeout(T, viewer.read(&mut first))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("serve_http returns while a viewer is still connected")
         .unwrap()
         .unwrap();
     hub.stop().await;

@@ -53,10 +53,10 @@ impl CommitQueue {
     }
 
     /// Queues a request; gives it back if the committer has stopped.
-    pub(crate) fn submit(&self, req: CommitRequest) -> Result<(), CommitRequest> {
+    pub(crate) fn submit(&self, req: CommitRequest) -> Result<(), Box<CommitRequest>> {
         match &*self.tx.lock().unwrap() {
-            Some(tx) => tx.send(req).map_err(|e| e.0),
-            None => Err(req),
+            Some(tx) => tx.send(req).map_err(|e| Box::new(e.0)),
+            None => Err(Box::new(req)),
         }
     }
 

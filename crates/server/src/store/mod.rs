@@ -453,6 +453,36 @@ impl Store {
         Ok((file, rec))
     }
 
+    /// A JPEG thumbnail (at most [`THUMBNAIL_SIDE`] pixels a side) of a stored JPEG or PNG, made
+    /// once and cached under `thumbs/` by content hash. Blocking.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`] if nothing is stored there; [`ErrorCode::Malformed`] if it is not
+    /// a decodable image.
+    pub fn thumbnail(&self, path: &RemotePath) -> Result<Bytes, Refusal> {
+        let (mut file, rec) = self.open_stored(path)?;
+        let cached = self
+            .thumbs_dir
+            .join(format!("{}-{THUMBNAIL_SIDE}.jpg", hex::encode(rec.hash)));
+        if let Ok(b) = fs::read(&cached) {
+            return Ok(Bytes::from(b));
+        }
+        let mut data = Vec::with_capacity(rec.size as usize);
+        file.read_to_end(&mut data).map_err(|e| classify_io(&e))?;
+        let thumb = framewire_media::thumbnail(&data, THUMBNAIL_SIDE).map_err(|e| {
+            Refusal::new(
+                ErrorCode::Malformed,
+                format!("{path} is not a readable image: {e}"),
+            )
+        })?;
+        // Best effort: a cache write that fails (disk full) just means making it again next time.
+        let tmp = cached.with_extension("tmp");
+        if fs::write(&tmp, &thumb).is_ok() {
+            let _ = fs::rename(&tmp, &cached);
+        }
+        Ok(thumb)
+    }
+
     /// Waits until every commit submitted so far is done and stops the committer.
     pub fn close(&self) {
         self.committer.close();

@@ -328,6 +328,29 @@ fn too_large(rp: &RemotePath, max: u64) -> AppError {
     )
 }
 
+/// `GET /thumbs/{path}`: a small JPEG of a stored JPEG/PNG, made once and cached by content hash.
+pub(crate) async fn thumbnail(
+    State(hub): State<HubHandle>,
+    Path(path): Path<String>,
+) -> Result<Response, AppError> {
+    let rp = parse_path(&path)?;
+    if !super::is_image(rp.as_str()) {
+        return Err(AppError::not_found(format!("thumbnail of {rp}")));
+    }
+    let store = std::sync::Arc::clone(hub.store());
+    let jpeg = tokio::task::spawn_blocking(move || store.thumbnail(&rp))
+        .await
+        .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "max-age=60"),
+        ],
+        jpeg,
+    )
+        .into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_range;

@@ -28,7 +28,11 @@ const BOUNDARY: &str = "framewireframe";
 struct Viewer {
     stream: Arc<Stream>,
     last_seq: Option<u64>,
+    closing: tokio_util::sync::CancellationToken,
 }
+
+/// How long an MJPEG response may go without a frame before the last one is sent again.
+const MJPEG_KEEPALIVE: Duration = Duration::from_secs(5);
 
 impl Drop for Viewer {
     fn drop(&mut self) {
@@ -58,20 +62,32 @@ pub(crate) async fn mjpeg(
     let viewer = Viewer {
         stream,
         last_seq: None,
+        closing: hub.web_closing().clone(),
     };
     let parts = stream::unfold((rx, viewer), |(mut rx, mut viewer)| async move {
         loop {
-            rx.changed().await.ok()?;
+            // A quiet stream repeats its last frame now and then: a viewer that went away is only
+            // noticed when writing to it, and proxies drop silent responses.
+            let repeat = tokio::select! {
+                r = rx.changed() => {
+                    r.ok()?;
+                    false
+                }
+                _ = tokio::time::sleep(MJPEG_KEEPALIVE) => true,
+                _ = viewer.closing.cancelled() => return None,
+            };
             let Some(f) = rx.borrow_and_update().clone() else { continue };
-            if f.frame.format != frame_format::JPEG {
+            if f.frame.format != frame_format::JPEG || (repeat && viewer.last_seq.is_none()) {
                 continue;
             }
-            let skipped = match viewer.last_seq {
-                Some(p) if f.frame.seq > p => f.frame.seq - p - 1,
-                _ => 0,
-            };
-            viewer.last_seq = Some(f.frame.seq);
-            viewer.stream.delivered(&f, now_us(), skipped);
+            if !repeat {
+                let skipped = match viewer.last_seq {
+                    Some(p) if f.frame.seq > p => f.frame.seq - p - 1,
+                    _ => 0,
+                };
+                viewer.last_seq = Some(f.frame.seq);
+                viewer.stream.delivered(&f, now_us(), skipped);
+            }
             let head = format!(
                 "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Frame-Seq: {}\r\n\r\n",
                 f.frame.payload.len(),
@@ -194,8 +210,13 @@ async fn events_socket(hub: HubHandle, socket: WebSocket) {
         return;
     }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let closing = hub.web_closing().clone();
     loop {
         let msg = tokio::select! {
+            _ = closing.cancelled() => {
+                let _ = tx.send(WsMessage::Close(None)).await;
+                return;
+            }
             e = live.recv() => match e {
                 Ok(e) => event_json(&e),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

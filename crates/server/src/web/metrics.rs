@@ -48,6 +48,13 @@ fn histogram(out: &mut String, name: &str, stream: &str, h: &LatencyHistogram) {
     let _ = writeln!(out, "{name}_count{{stream=\"{}\"}} {count}", esc(stream));
 }
 
+/// A per-stream metric: name, help, and how to read it.
+type PerStream = (
+    &'static str,
+    &'static str,
+    fn(&crate::streams::Stream) -> u64,
+);
+
 /// Renders every metric.
 pub(crate) fn render(hub: &HubHandle) -> String {
     let s = hub.stats();
@@ -120,7 +127,7 @@ pub(crate) fn render(hub: &HubHandle) -> String {
         );
     }
     let streams = hub.streams().all();
-    let per_stream: [(&str, &str, fn(&crate::streams::Stream) -> u64); 6] = [
+    let per_stream: [PerStream; 6] = [
         (
             "framewire_stream_frames_in_total",
             "Frames accepted from publishers.",

@@ -67,6 +67,7 @@ impl From<Refusal> for AppError {
             ErrorCode::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             ErrorCode::HashMismatch | ErrorCode::SizeMismatch => StatusCode::BAD_REQUEST,
             ErrorCode::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Malformed => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         AppError::new(status, r.reason)
@@ -84,6 +85,7 @@ pub fn router(hub: HubHandle) -> Router {
         .route("/api/devices", get(api::devices))
         .route("/api/devices/{name}/commands", post(api::command))
         .route("/files/{*path}", get(files::download).put(files::upload))
+        .route("/thumbs/{*path}", get(files::thumbnail))
         .route("/streams/{file}", get(live::mjpeg))
         .route("/streams/{name}/latest.jpg", get(live::latest))
         .route("/ws", get(live::websocket))
@@ -109,9 +111,13 @@ pub async fn serve_http(
     hub: HubHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let closing = hub.web_closing().clone();
     let app = router(hub).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.cancel();
+        })
         .await
 }
 

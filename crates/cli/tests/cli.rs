@@ -1,0 +1,384 @@
+//! The built `framewire` binary: help and usage errors, an unreachable hub, and one end-to-end
+//! run against a real `framewire serve` child process. Every wait is bounded; the hub child is
+//! killed if a test fails half-way.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_framewire");
+
+fn framewire() -> Command {
+    let mut c = Command::new(BIN);
+    c.env_remove("FRAMEWIRE_SERVER")
+        .env_remove("FRAMEWIRE_TOKEN")
+        .env_remove("RUST_LOG")
+        .timeout(Duration::from_secs(30));
+    c
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = framewire().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for cmd in ["serve", "send", "ls", "get", "msg", "ping"] {
+        assert!(text.contains(cmd), "{cmd} missing from:\n{text}");
+    }
+    let out = framewire().args(["send", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains("--to") && text.contains("--overwrite"),
+        "{text}"
+    );
+    let out = framewire().args(["serve", "--help"]).output().unwrap();
+    let text = stdout(&out);
+    for flag in [
+        "--listen",
+        "--data",
+        "--http",
+        "--max-file-size",
+        "--max-inflight",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &[][..],
+        &["bogus"][..],
+        &["send"][..],
+        &["get"][..],
+        &["ping", "--count", "0"][..],
+        &["serve", "--max-file-size", "lots"][..],
+    ] {
+        let out = framewire().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    // an invalid remote folder is caught before any connection is tried
+    let dir = tempfile::tempdir().unwrap();
+    let out = framewire()
+        .args(["send", "--to", "../up", "--server", "127.0.0.1:9"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--to: invalid remote path"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn unreachable_hub_fails_fast_and_clearly() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    for args in [&["ping"][..], &["ls"][..], &["msg", "hi"][..]] {
+        let started = Instant::now();
+        let out = framewire()
+            .args(args)
+            .args(["--server", &addr])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("cannot reach hub at {addr}: connection refused")),
+            "{err}"
+        );
+    }
+    // the environment variable works too
+    let out = framewire()
+        .env("FRAMEWIRE_SERVER", &addr)
+        .arg("ping")
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains(&addr), "{}", stderr(&out));
+}
+
+#[test]
+fn missing_local_files_fail_without_a_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = framewire()
+        .args(["send", "--server", "127.0.0.1:9"])
+        .arg(dir.path().join("nope"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no such file or directory"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A `framewire serve` child, killed on drop if the test did not stop it.
+struct Hub {
+    child: Child,
+    addr: String,
+    http: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Hub {
+    fn start(data: &Path) -> Hub {
+        let mut child = StdCommand::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(data)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Keep draining stderr so the hub never blocks on a full pipe.
+        let (tx, lines) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut hub = Hub {
+            child,
+            addr: String::new(),
+            http: String::new(),
+            lines,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while hub.addr.is_empty() || hub.http.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = hub
+                .lines
+                .recv_timeout(left)
+                .expect("hub prints its listening line within 10 s");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                hub.addr = rest.split_whitespace().next().unwrap().to_owned();
+            }
+            if let Some(rest) = line.strip_prefix("dashboard: http://") {
+                hub.http = rest.trim_end_matches('/').to_owned();
+            }
+        }
+        assert!(hub.addr.starts_with("127.0.0.1:"), "{}", hub.addr);
+        assert!(!hub.addr.ends_with(":0"), "the real port is shown");
+        hub
+    }
+
+    /// A plain HTTP/1.0 GET on the dashboard port: the whole response.
+    fn http_get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.http).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = framewire();
+        c.args(["--server", &self.addr, "--name", "e2e"]);
+        c
+    }
+
+    /// SIGTERM, then the exit status within `limit`.
+    fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let ok = StdCommand::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hub did not stop within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn end_to_end_against_a_real_hub() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let photos = src.join("photos");
+    std::fs::create_dir_all(photos.join("sub dir")).unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(photos.join("big.bin"), &big).unwrap();
+    std::fs::write(photos.join("a.jpg"), b"first").unwrap();
+    std::fs::write(photos.join("sub dir/été 1.txt"), "bonjour").unwrap();
+    std::fs::write(photos.join("empty"), b"").unwrap();
+    let mut hub = Hub::start(&tmp.path().join("data"));
+
+    // send a folder: stored as backup/photos/...
+    let out = hub
+        .cmd()
+        .args(["send", "--to", "backup"])
+        .arg(&photos)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = stdout(&out);
+    assert!(
+        summary.starts_with("stored 4 files (0 unchanged), 3.00 MB in "),
+        "{summary}"
+    );
+
+    // again: nothing is resent
+    let out = hub
+        .cmd()
+        .args(["send", "--to", "backup"])
+        .arg(&photos)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("stored 4 files (4 unchanged), 0 B in "),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = hub.cmd().args(["ls"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "backup/photos/a.jpg\nbackup/photos/big.bin\nbackup/photos/empty\nbackup/photos/sub dir/été 1.txt\n"
+    );
+    let out = hub
+        .cmd()
+        .args(["ls", "--long", "backup/photos/b"])
+        .output()
+        .unwrap();
+    let long = stdout(&out);
+    let hash = blake3::hash(&big).to_hex();
+    assert!(long.contains("3000000") && long.contains("e2e"), "{long}");
+    assert!(long.contains(&hash.as_str()[..12]), "{long}");
+    assert!(long.trim_end().ends_with("backup/photos/big.bin"), "{long}");
+
+    // get: verified, into a file or a folder
+    let got = tmp.path().join("got.bin");
+    let out = hub
+        .cmd()
+        .args(["get", "backup/photos/big.bin", "-o"])
+        .arg(&got)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&got).unwrap(), big);
+    let out = hub
+        .cmd()
+        .args(["get", "backup/photos/sub dir/été 1.txt", "-o"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("été 1.txt")).unwrap(),
+        "bonjour"
+    );
+    let out = hub.cmd().args(["get", "backup/nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not_found"), "{}", stderr(&out));
+
+    // a changed file is refused without --overwrite (exit 1, with the reason), replaced with it
+    std::fs::write(photos.join("a.jpg"), b"SECOND").unwrap();
+    let out = hub
+        .cmd()
+        .args(["send", "--to", "backup"])
+        .arg(&photos)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("a.jpg → backup/photos/a.jpg") && err.contains("exists"),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).contains("3 unchanged), 1 failed"),
+        "{}",
+        stdout(&out)
+    );
+    let out = hub
+        .cmd()
+        .args(["send", "--overwrite", "--to", "backup/photos"])
+        .arg(photos.join("a.jpg"))
+        .arg(photos.join("sub dir"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("stored 2 files (1 unchanged)"),
+        "{}",
+        stdout(&out)
+    );
+
+    // the dashboard's API sees the same store
+    let api = hub.http_get("/api/files");
+    assert!(
+        api.starts_with("HTTP/1.0 200") || api.starts_with("HTTP/1.1 200"),
+        "{api}"
+    );
+    assert!(api.contains("backup/photos/big.bin"), "{api}");
+
+    let out = hub.cmd().args(["msg", "hello ✓"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello ✓\n");
+
+    let out = hub
+        .cmd()
+        .args(["ping", "--count", "2", "--interval", "10"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.contains("rtt=") && text.contains("clock offset"),
+        "{text}"
+    );
+
+    let status = hub.terminate(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0));
+}
