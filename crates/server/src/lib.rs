@@ -10,7 +10,6 @@ mod conn;
 pub mod devices;
 mod error;
 pub mod events;
-mod live;
 mod server;
 pub mod stats;
 pub mod store;

@@ -519,6 +519,77 @@ async fn interrupted_upload_resumes_from_verified_prefix() {
     hub.stop().await;
 }
 
+/// Small files are received in memory; a dropped connection must still leave their prefix for
+/// resuming.
+#[tokio::test]
+async fn interrupted_small_upload_resumes_too() {
+    let hub = Hub::start().await;
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 239) as u8).collect();
+    {
+        let (mut c, _) = Raw::hello(hub.addr).await;
+        c.send(Message::Offer(Offer {
+            id: 1,
+            flags: 0,
+            size: content.len() as u64,
+            path: "small.bin".into(),
+        }))
+        .await;
+        assert!(matches!(
+            c.recv().await,
+            Message::Accept(Accept { offset: 0, .. })
+        ));
+        c.send(Message::Data(Data {
+            id: 1,
+            bytes: Bytes::copy_from_slice(&content[..120_000]),
+        }))
+        .await;
+        c.send(Message::Ping(Ping {
+            nonce: 1,
+            time_us: 0,
+        }))
+        .await;
+        assert!(matches!(c.recv().await, Message::Pong(_)));
+    }
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    let accept = loop {
+        c.send(Message::Offer(Offer {
+            id: 2,
+            flags: 0,
+            size: content.len() as u64,
+            path: "small.bin".into(),
+        }))
+        .await;
+        match c.recv().await {
+            Message::Accept(a) => break a,
+            Message::Rejected(r) if r.code == ErrorCode::Busy => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(accept.offset, 120_000);
+    assert_eq!(
+        accept.prefix_hash,
+        *blake3::hash(&content[..120_000]).as_bytes()
+    );
+    c.send(Message::Data(Data {
+        id: 2,
+        bytes: Bytes::copy_from_slice(&content[120_000..]),
+    }))
+    .await;
+    c.send(Message::End(End {
+        id: 2,
+        hash: Some(*blake3::hash(&content).as_bytes()),
+    }))
+    .await;
+    assert_stored(&c.recv().await, StoredStatus::New);
+    assert_eq!(
+        std::fs::read(hub.files().join("small.bin")).unwrap(),
+        content
+    );
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn list_and_get_stream_stored_files() {
     let hub = Hub::start().await;

@@ -7,18 +7,18 @@
 //! the load rises.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use framewire_proto::{ErrorCode, RemotePath, StoredStatus};
-use tokio::sync::oneshot;
 
 use super::index::{FileRecord, Index};
-use super::{classify_io, Refusal};
+use super::{classify_io, CommitNotify, CommitSource, Refusal};
 use crate::stats::Stats;
 
 /// Most uploads committed together.
@@ -26,13 +26,21 @@ const MAX_BATCH: usize = 4096;
 
 pub(crate) struct CommitRequest {
     pub(crate) path: RemotePath,
-    pub(crate) spool_path: PathBuf,
-    pub(crate) file: File,
-    pub(crate) size: u64,
-    pub(crate) hash: [u8; 32],
+    pub(crate) source: CommitSource,
     pub(crate) overwrite: bool,
     pub(crate) sender: String,
-    pub(crate) reply: oneshot::Sender<Result<StoredStatus, Refusal>>,
+    pub(crate) notify: CommitNotify,
+    /// Memory the upload holds; released when the request is dropped (committed or refused).
+    pub(crate) _budget: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// A request whose bytes are in a file of the spool folder, ready to be synced and renamed.
+struct OnDisk {
+    req: CommitRequest,
+    file: File,
+    spool_path: PathBuf,
+    size: u64,
+    hash: [u8; 32],
 }
 
 pub(crate) struct CommitQueue {
@@ -41,11 +49,16 @@ pub(crate) struct CommitQueue {
 }
 
 impl CommitQueue {
-    pub(crate) fn start(index: Index, files_dir: PathBuf, stats: Arc<Stats>) -> io::Result<Self> {
+    pub(crate) fn start(
+        index: Index,
+        files_dir: PathBuf,
+        spool_dir: PathBuf,
+        stats: Arc<Stats>,
+    ) -> io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("framewire-commit".into())
-            .spawn(move || run(rx, index, files_dir, stats))?;
+            .spawn(move || run(rx, index, files_dir, spool_dir, stats))?;
         Ok(CommitQueue {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
@@ -69,7 +82,13 @@ impl CommitQueue {
     }
 }
 
-fn run(rx: mpsc::Receiver<CommitRequest>, mut index: Index, files_dir: PathBuf, stats: Arc<Stats>) {
+fn run(
+    rx: mpsc::Receiver<CommitRequest>,
+    mut index: Index,
+    files_dir: PathBuf,
+    spool_dir: PathBuf,
+    stats: Arc<Stats>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -78,7 +97,7 @@ fn run(rx: mpsc::Receiver<CommitRequest>, mut index: Index, files_dir: PathBuf, 
                 Err(_) => break,
             }
         }
-        commit_batch(batch, &mut index, &files_dir, &stats);
+        commit_batch(batch, &mut index, &files_dir, &spool_dir, &stats);
     }
 }
 
@@ -97,34 +116,49 @@ pub(crate) fn mtime_ns(meta: &fs::Metadata) -> i64 {
         .unwrap_or(0)
 }
 
-fn commit_batch(batch: Vec<CommitRequest>, index: &mut Index, files_dir: &Path, stats: &Stats) {
+fn commit_batch(
+    batch: Vec<CommitRequest>,
+    index: &mut Index,
+    files_dir: &Path,
+    spool_dir: &Path,
+    stats: &Stats,
+) {
+    // 0. Small files held in memory are written out now, inside the batch.
+    let mut on_disk = Vec::with_capacity(batch.len());
+    for req in batch {
+        on_disk.extend(materialize(req, spool_dir, stats));
+    }
+    if on_disk.is_empty() {
+        return;
+    }
+
     // 1. File data durable before any rename can make it visible.
-    let synced = if batch.len() == 1 {
-        batch[0].file.sync_all()
+    let synced = if on_disk.len() == 1 {
+        on_disk[0].file.sync_all()
     } else {
-        sync_filesystem(&batch[0].file)
+        sync_filesystem(&on_disk[0].file)
     };
     if let Err(e) = synced {
-        fail_all(batch, &classify_io(&e), stats);
+        fail_all(on_disk, &classify_io(&e), stats);
         return;
     }
 
     // 2. Rename into place, refusing anything that would silently replace a different file.
-    let mut renamed = Vec::with_capacity(batch.len());
+    let mut renamed = Vec::with_capacity(on_disk.len());
     let mut dirs = BTreeSet::new();
-    for req in batch {
-        let target = files_dir.join(req.path.as_str());
-        match place(&req, &target, files_dir, &mut dirs) {
-            Ok(Placed::Renamed(status)) => renamed.push((req, target, status)),
+    for d in on_disk {
+        let target = files_dir.join(d.req.path.as_str());
+        match place(&d, &target, files_dir, &mut dirs) {
+            Ok(Placed::Renamed(status)) => renamed.push((d, target, status)),
             Ok(Placed::Unchanged) => {
-                let _ = fs::remove_file(&req.spool_path);
+                let _ = fs::remove_file(&d.spool_path);
                 stats.file_unchanged();
-                let _ = req.reply.send(Ok(StoredStatus::Unchanged));
+                d.req.notify.send(Ok(StoredStatus::Unchanged));
             }
             Err(refusal) => {
-                let _ = fs::remove_file(&req.spool_path);
+                let _ = fs::remove_file(&d.spool_path);
                 stats.upload_failed(refusal.code);
-                let _ = req.reply.send(Err(refusal));
+                d.req.notify.send(Err(refusal));
             }
         }
     }
@@ -139,14 +173,13 @@ fn commit_batch(batch: Vec<CommitRequest>, index: &mut Index, files_dir: &Path, 
         sync_filesystem(&renamed[0].0.file)
     };
     if let Err(e) = synced {
-        // The files may or may not survive a crash now; say so rather than claim durability.
-        // They are in place, so the index must know them; a restart re-verifies them anyway.
+        // Whether the renames survive a crash is unknown: say so rather than claim durability.
         tracing::error!(error = %e, "sync after rename failed");
         let refusal = classify_io(&e);
-        for (req, target, _) in renamed {
+        for (d, target, _) in renamed {
             let _ = fs::remove_file(&target);
             stats.upload_failed(refusal.code);
-            let _ = req.reply.send(Err(refusal.clone()));
+            d.req.notify.send(Err(refusal.clone()));
         }
         return;
     }
@@ -155,11 +188,11 @@ fn commit_batch(batch: Vec<CommitRequest>, index: &mut Index, files_dir: &Path, 
     let stored_us = now_us();
     let records: Vec<FileRecord> = renamed
         .iter()
-        .map(|(req, target, _)| FileRecord {
-            path: req.path.as_str().to_owned(),
-            size: req.size,
-            hash: req.hash,
-            sender: req.sender.clone(),
+        .map(|(d, target, _)| FileRecord {
+            path: d.req.path.as_str().to_owned(),
+            size: d.size,
+            hash: d.hash,
+            sender: d.req.sender.clone(),
             stored_us,
             mtime_ns: fs::metadata(target).map(|m| mtime_ns(&m)).unwrap_or(0),
         })
@@ -169,9 +202,63 @@ fn commit_batch(batch: Vec<CommitRequest>, index: &mut Index, files_dir: &Path, 
         // re-indexes them; the hub logs the failure loudly.
         tracing::error!(error = %e, "index update failed; files stay stored and are re-indexed at the next start");
     }
-    for (req, _, status) in renamed {
-        stats.file_stored(req.size, status == StoredStatus::Replaced);
-        let _ = req.reply.send(Ok(status));
+    for (d, _, status) in renamed {
+        stats.file_stored(d.size, status == StoredStatus::Replaced);
+        d.req.notify.send(Ok(status));
+    }
+}
+
+/// Gets a request's bytes into a spool file (writing them out if they are in memory); a request
+/// that cannot be written is answered here.
+fn materialize(req: CommitRequest, spool_dir: &Path, stats: &Stats) -> Option<OnDisk> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut req = req;
+    let empty = CommitSource::Memory {
+        chunks: Vec::new(),
+        len: 0,
+        hash: [0; 32],
+    };
+    match std::mem::replace(&mut req.source, empty) {
+        CommitSource::Spool(done) => {
+            let (file, spool_path, size, hash) = done.into_parts();
+            Some(OnDisk {
+                req,
+                file,
+                spool_path,
+                size,
+                hash,
+            })
+        }
+        CommitSource::Memory { chunks, len, hash } => {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let spool_path = spool_dir.join(format!("mem-{}-{n}.tmp", std::process::id()));
+            let written = (|| {
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&spool_path)?;
+                for c in &chunks {
+                    f.write_all(c)?;
+                }
+                Ok::<_, io::Error>(f)
+            })();
+            match written {
+                Ok(file) => Some(OnDisk {
+                    req,
+                    file,
+                    spool_path,
+                    size: len,
+                    hash,
+                }),
+                Err(e) => {
+                    let _ = fs::remove_file(&spool_path);
+                    let refusal = classify_io(&e);
+                    stats.upload_failed(refusal.code);
+                    req.notify.send(Err(refusal));
+                    None
+                }
+            }
+        }
     }
 }
 
@@ -181,11 +268,12 @@ enum Placed {
 }
 
 fn place(
-    req: &CommitRequest,
+    d: &OnDisk,
     target: &Path,
     files_dir: &Path,
     dirs: &mut BTreeSet<PathBuf>,
 ) -> Result<Placed, Refusal> {
+    let req = &d.req;
     let status = match fs::symlink_metadata(target) {
         Ok(m) if m.is_dir() => {
             return Err(Refusal::new(
@@ -194,7 +282,7 @@ fn place(
             ))
         }
         Ok(m) => {
-            if m.len() == req.size && hash_of(target)? == req.hash {
+            if m.len() == d.size && hash_of(target)? == d.hash {
                 return Ok(Placed::Unchanged);
             }
             if !req.overwrite {
@@ -225,7 +313,7 @@ fn place(
             classify_io(&e)
         }
     })?;
-    fs::rename(&req.spool_path, target).map_err(|e| classify_io(&e))?;
+    fs::rename(&d.spool_path, target).map_err(|e| classify_io(&e))?;
     dirs.insert(parent.to_path_buf());
     Ok(Placed::Renamed(status))
 }
@@ -258,11 +346,11 @@ fn hash_of(path: &Path) -> Result<[u8; 32], Refusal> {
     Ok(*hasher.finalize().as_bytes())
 }
 
-fn fail_all(batch: Vec<CommitRequest>, refusal: &Refusal, stats: &Stats) {
-    for req in batch {
-        let _ = fs::remove_file(&req.spool_path);
+fn fail_all(batch: Vec<OnDisk>, refusal: &Refusal, stats: &Stats) {
+    for d in batch {
+        let _ = fs::remove_file(&d.spool_path);
         stats.upload_failed(refusal.code);
-        let _ = req.reply.send(Err(refusal.clone()));
+        d.req.notify.send(Err(refusal.clone()));
     }
 }
 

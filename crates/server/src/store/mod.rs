@@ -55,18 +55,17 @@ pub struct Store {
     stats: Arc<Stats>,
 }
 
-/// What the hub tells a client that offers a file.
-#[derive(Debug)]
+/// How an offered upload starts, as decided from the index and the spool (cheap: a few `stat`s
+/// and one index lookup, no hashing).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UploadPlan {
-    /// Send from `offset`; the hub holds `[0, offset)` of a partial upload (hashing to
-    /// `prefix_hash`) or nothing (`offset == 0`).
-    Spool {
-        /// First byte wanted.
+    /// Nothing held: send from byte 0.
+    Fresh,
+    /// A partial upload of this path and size holds `offset` bytes; hash them with
+    /// [`Store::hash_partial`] before answering.
+    Resume {
+        /// Bytes held.
         offset: u64,
-        /// BLAKE3 of the bytes held.
-        prefix_hash: [u8; 32],
-        /// The hash state after those bytes, to continue from.
-        hasher: Box<blake3::Hasher>,
     },
     /// A file of the same size is stored at the path: the client compares hashes and the upload
     /// ends without data if they match.
@@ -74,6 +73,80 @@ pub enum UploadPlan {
         /// The stored file's hash.
         hash: [u8; 32],
     },
+}
+
+/// What a finished upload hands to the committer.
+pub enum CommitSource {
+    /// Bytes already written to a spool file (large or resumed uploads).
+    Spool(SpoolDone),
+    /// A small file held in memory: the committer writes it out as part of its batch, so small
+    /// files cost no thread hand-off of their own.
+    Memory {
+        /// The file's bytes, in order.
+        chunks: Vec<Bytes>,
+        /// Their total length.
+        len: u64,
+        /// Their BLAKE3.
+        hash: [u8; 32],
+    },
+}
+
+impl CommitSource {
+    /// Size of the file.
+    pub fn len(&self) -> u64 {
+        match self {
+            CommitSource::Spool(d) => d.len,
+            CommitSource::Memory { len, .. } => *len,
+        }
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// BLAKE3 of the file.
+    pub fn hash(&self) -> [u8; 32] {
+        match self {
+            CommitSource::Spool(d) => d.hash,
+            CommitSource::Memory { hash, .. } => *hash,
+        }
+    }
+}
+
+/// A commit's outcome, delivered on a connection's channel.
+#[derive(Debug)]
+pub struct Committed {
+    /// The tag given to [`Store::submit`] (the connection uses the file id).
+    pub tag: u32,
+    /// Stored (new, replaced, unchanged) or refused.
+    pub result: Result<StoredStatus, Refusal>,
+}
+
+/// Where a commit's outcome goes.
+pub enum CommitNotify {
+    /// One waiter (HTTP uploads).
+    Once(oneshot::Sender<Result<StoredStatus, Refusal>>),
+    /// A connection's result channel: many outcomes, drained in batches.
+    Channel {
+        /// The connection's receiver.
+        tx: mpsc::UnboundedSender<Committed>,
+        /// Identifies the upload.
+        tag: u32,
+    },
+}
+
+impl CommitNotify {
+    pub(crate) fn send(self, result: Result<StoredStatus, Refusal>) {
+        match self {
+            CommitNotify::Once(tx) => {
+                let _ = tx.send(result);
+            }
+            CommitNotify::Channel { tx, tag } => {
+                let _ = tx.send(Committed { tag, result });
+            }
+        }
+    }
 }
 
 /// Why an upload was refused, for the `Rejected` message.
@@ -127,6 +200,10 @@ pub struct SpoolDone {
 }
 
 impl SpoolDone {
+    pub(crate) fn into_parts(self) -> (File, PathBuf, u64, [u8; 32]) {
+        (self.file, self.spool_path, self.len, self.hash)
+    }
+
     /// Removes the spool file (after a failed verification).
     pub fn discard(self) {
         drop(self.file);
@@ -191,8 +268,13 @@ impl Store {
         let mut writer = Index::open(&index_path).map_err(ServerError::Index)?;
         let report = reconcile::reconcile(&files_dir, &spool_dir, &mut writer)?;
         let reader = Index::open(&index_path).map_err(ServerError::Index)?;
-        let committer = commit::CommitQueue::start(writer, files_dir.clone(), Arc::clone(&stats))
-            .map_err(|e| ServerError::DataDir(data_dir.to_path_buf(), e))?;
+        let committer = commit::CommitQueue::start(
+            writer,
+            files_dir.clone(),
+            spool_dir.clone(),
+            Arc::clone(&stats),
+        )
+        .map_err(|e| ServerError::DataDir(data_dir.to_path_buf(), e))?;
         let (files, bytes) = reader.totals().map_err(ServerError::Index)?;
         stats.set_stored_totals(files, bytes);
         Ok((
@@ -227,7 +309,8 @@ impl Store {
         })
     }
 
-    /// Decides how an offered upload starts. Blocking (may hash a kept partial upload).
+    /// Decides how an offered upload starts. Cheap enough to call from async code: a few `stat`s
+    /// and one index lookup.
     ///
     /// # Errors
     /// A [`Refusal`] the client should see (exists, conflicts with a folder, storage error).
@@ -253,20 +336,24 @@ impl Store {
             let _ = fs::remove_file(&spool);
         } else if let Ok(meta) = fs::metadata(&spool) {
             if meta.len() > 0 && meta.len() <= size {
-                let (hasher, prefix_hash) =
-                    hash_file_prefix(&spool, meta.len()).map_err(|e| classify_io(&e))?;
-                return Ok(UploadPlan::Spool {
-                    offset: meta.len(),
-                    prefix_hash,
-                    hasher: Box::new(hasher),
-                });
+                return Ok(UploadPlan::Resume { offset: meta.len() });
             }
         }
-        Ok(UploadPlan::Spool {
-            offset: 0,
-            prefix_hash: [0; 32],
-            hasher: Box::new(blake3::Hasher::new()),
-        })
+        Ok(UploadPlan::Fresh)
+    }
+
+    /// Hashes the `offset` bytes a partial upload holds: their hash for the client to compare, and
+    /// the hash state to continue from. Blocking (reads the bytes).
+    ///
+    /// # Errors
+    /// If the partial cannot be read.
+    pub fn hash_partial(
+        &self,
+        path: &RemotePath,
+        size: u64,
+        offset: u64,
+    ) -> Result<(blake3::Hasher, [u8; 32]), Refusal> {
+        hash_file_prefix(&self.spool_path(path, size), offset).map_err(|e| classify_io(&e))
     }
 
     /// Refuses paths whose target is a folder or whose folders are files or links, before any
@@ -376,8 +463,42 @@ fn spawn_spool_writer(spool_path: PathBuf, offset: u64, hasher: blake3::Hasher) 
 }
 
 impl Store {
+    /// Queues a verified upload for the group committer: durable and visible at `path` once the
+    /// outcome arrives through `notify`. `budget` (memory held by an in-memory upload) is released
+    /// when the commit is done.
+    pub fn submit(
+        &self,
+        path: RemotePath,
+        source: CommitSource,
+        overwrite: bool,
+        sender: String,
+        notify: CommitNotify,
+        budget: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) {
+        let req = commit::CommitRequest {
+            path,
+            source,
+            overwrite,
+            sender,
+            notify,
+            _budget: budget,
+        };
+        if let Err(req) = self.committer.submit(req) {
+            if let CommitSource::Spool(d) = req.source {
+                d.discard();
+            }
+            req.notify.send(Err(Refusal::new(
+                ErrorCode::ShuttingDown,
+                "the hub is shutting down",
+            )));
+        }
+    }
+
     /// Makes a verified spool file durable and visible at `path`, in a group commit. Resolves once
     /// the file and its directory entry are on stable storage and the index records it.
+    ///
+    /// # Errors
+    /// The refusal (exists, storage full, shutting down...).
     pub async fn commit(
         &self,
         path: RemotePath,
@@ -385,26 +506,33 @@ impl Store {
         overwrite: bool,
         sender: String,
     ) -> Result<StoredStatus, Refusal> {
-        let (reply, rx) = oneshot::channel();
-        let req = commit::CommitRequest {
+        let (tx, rx) = oneshot::channel();
+        self.submit(
             path,
-            spool_path: done.spool_path,
-            file: done.file,
-            size: done.len,
-            hash: done.hash,
+            CommitSource::Spool(done),
             overwrite,
             sender,
-            reply,
-        };
-        if let Err(req) = self.committer.submit(req) {
-            let _ = fs::remove_file(&req.spool_path);
-            return Err(Refusal::new(
-                ErrorCode::ShuttingDown,
-                "the hub is shutting down",
-            ));
-        }
+            CommitNotify::Once(tx),
+            None,
+        );
         rx.await
             .unwrap_or_else(|_| Err(Refusal::new(ErrorCode::Internal, "the committer stopped")))
+    }
+
+    /// Keeps the bytes an interrupted in-memory upload received, as its partial upload, so that
+    /// re-sending resumes from them. Blocking. Best effort: on failure the upload restarts at 0.
+    pub fn keep_partial(&self, path: &RemotePath, size: u64, chunks: &[Bytes]) {
+        let spool = self.spool_path(path, size);
+        let written = (|| -> io::Result<()> {
+            let mut f = File::create(&spool)?;
+            for c in chunks {
+                f.write_all(c)?;
+            }
+            Ok(())
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&spool);
+        }
     }
 
     /// Throws away the partial upload of `path` (after a `Cancel` or a failed verification).

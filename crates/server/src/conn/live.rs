@@ -1,0 +1,186 @@
+//! A connection's live-video roles (publishing streams, subscribing to them) and the commands it
+//! sends to devices.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use framewire_proto::encode_frame_head;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::AbortHandle;
+
+use super::{now_us, Out, Session};
+use crate::clients::role;
+use crate::streams::Stream;
+use framewire_proto::{Message, Reply};
+
+/// A stream this connection publishes.
+pub(crate) struct Publishing {
+    pub(crate) stream: Arc<Stream>,
+    pub(crate) max_latency_us: i64,
+    pub(crate) last_seq: Option<u64>,
+}
+
+/// A stream this connection subscribes to: a task that sends the newest frame whenever the
+/// client has room for one (its window of unacknowledged frames).
+pub(crate) struct Subscription {
+    stream: Arc<Stream>,
+    credits: Arc<Semaphore>,
+    window: usize,
+    task: AbortHandle,
+}
+
+impl Subscription {
+    pub(crate) fn start(stream: Arc<Stream>, window: u16, out: mpsc::Sender<Out>) -> Subscription {
+        let window = window.max(1) as usize;
+        let credits = Arc::new(Semaphore::new(window));
+        stream.subscribers.fetch_add(1, Ordering::Relaxed);
+        let task =
+            tokio::spawn(deliver(Arc::clone(&stream), Arc::clone(&credits), out)).abort_handle();
+        Subscription {
+            stream,
+            credits,
+            window,
+            task,
+        }
+    }
+
+    /// The client consumed a frame: one more may be sent.
+    pub(crate) fn ack(&self) {
+        if self.credits.available_permits() < self.window {
+            self.credits.add_permits(1);
+        }
+    }
+
+    pub(crate) fn end(self) {
+        self.task.abort();
+        self.stream.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn deliver(stream: Arc<Stream>, credits: Arc<Semaphore>, out: mpsc::Sender<Out>) {
+    let mut rx = stream.watch();
+    // A frame that is already there goes out at once (a subscriber of a slow stream should not
+    // wait for the next one).
+    if rx.borrow().is_some() {
+        rx.mark_changed();
+    }
+    let mut last_seq: Option<u64> = None;
+    loop {
+        let Ok(permit) = credits.acquire().await else {
+            return;
+        };
+        permit.forget();
+        // Wait for a frame newer than the last one sent; take the newest, skipping the rest.
+        if rx.changed().await.is_err() {
+            return;
+        }
+        let Some(f) = rx.borrow_and_update().clone() else {
+            credits.add_permits(1);
+            continue;
+        };
+        let mut head = Vec::with_capacity(64);
+        if encode_frame_head(&f.frame, &mut head).is_err() {
+            return;
+        }
+        let skipped = match last_seq {
+            Some(prev) if f.frame.seq > prev => f.frame.seq - prev - 1,
+            _ => 0,
+        };
+        last_seq = Some(f.frame.seq);
+        if out
+            .send(Out::Frame(Bytes::from(head), f.frame.payload.clone()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        stream.delivered(&f, now_us(), skipped);
+    }
+}
+
+/// Live video and device commands.
+impl Session {
+    pub(super) fn command(&mut self, c: framewire_proto::Command) {
+        self.client.add_role(role::CONTROL);
+        let hub = Arc::clone(&self.hub);
+        let out = self.out.clone();
+        let from = self.sender.clone();
+        self.tasks.spawn(async move {
+            tracing::info!(%from, device = %c.target, command = %c.command, args = ?c.args, "command");
+            let line = std::iter::once(c.command.as_str()).chain(c.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+            let o = hub.devices.call(&c.target, &c.command, c.args, hub.config.command_timeout).await;
+            hub.events.emit("command", &from, format!("{} {line} → {:?}: {}", c.target, o.status, String::from_utf8_lossy(&o.body)));
+            let reply = Message::Reply(Reply { id: c.id, status: o.status, body: o.body });
+            if let Ok(b) = reply.to_bytes() {
+                let _ = out.send(Out::Msg(b)).await;
+            }
+        });
+        while self.tasks.try_join_next().is_some() {}
+    }
+
+    pub(super) fn publish(&mut self, p: framewire_proto::Publish) {
+        let max_latency_us = p.max_latency_ms as i64 * 1000;
+        if let Some(existing) = self.publishing.get_mut(&p.stream) {
+            existing.max_latency_us = max_latency_us;
+            return;
+        }
+        let stream = self.hub.streams.get_or_create(&p.stream);
+        stream.publishers.fetch_add(1, Ordering::Relaxed);
+        self.client.add_role(role::PUBLISHER);
+        self.hub
+            .events
+            .emit("stream", &self.sender, format!("publishing {}", p.stream));
+        tracing::info!(stream = %p.stream, from = %self.sender, max_latency_ms = p.max_latency_ms, "publisher joined");
+        self.publishing.insert(
+            p.stream,
+            Publishing {
+                stream,
+                max_latency_us,
+                last_seq: None,
+            },
+        );
+    }
+
+    pub(super) async fn frame(&mut self, f: framewire_proto::Frame) {
+        if !self.publishing.contains_key(&f.stream) {
+            self.publish(framewire_proto::Publish {
+                stream: f.stream.clone(),
+                max_latency_ms: 0,
+            });
+        }
+        let p = self
+            .publishing
+            .get_mut(&f.stream)
+            .expect("registered above");
+        if let Some(prev) = p.last_seq {
+            if f.seq > prev + 1 {
+                p.stream
+                    .publisher_skipped
+                    .fetch_add(f.seq - prev - 1, Ordering::Relaxed);
+            }
+        }
+        p.last_seq = Some(f.seq);
+        let (stream_name, seq) = (f.stream.clone(), f.seq);
+        p.stream.publish(f, now_us(), p.max_latency_us);
+        // Acknowledge every frame, kept or dropped, so the publisher's window reopens.
+        self.send(Message::FrameAck(framewire_proto::FrameAck {
+            stream: stream_name,
+            seq,
+        }))
+        .await;
+    }
+
+    pub(super) fn subscribe(&mut self, s: framewire_proto::Subscribe) {
+        if let Some(old) = self.subscriptions.remove(&s.stream) {
+            old.end();
+        }
+        let stream = self.hub.streams.get_or_create(&s.stream);
+        self.client.add_role(role::SUBSCRIBER);
+        tracing::info!(stream = %s.stream, from = %self.sender, window = s.window, "subscriber joined");
+        self.subscriptions.insert(
+            s.stream,
+            Subscription::start(stream, s.window, self.out.clone()),
+        );
+    }
+}

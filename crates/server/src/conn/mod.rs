@@ -1,0 +1,489 @@
+//! One client connection: handshake, then a loop that decodes messages and acts on them.
+//!
+//! The socket is split: this task reads and decides; a writer task owns the write half and drains
+//! a bounded queue of encoded messages, so answers produced elsewhere (group commits finishing,
+//! downloads streaming) never block the reader. Memory per connection is bounded by the read
+//! buffer (one message, at most `max_payload`), the outgoing queue and the spool queue.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use framewire_proto::{
+    check_preface, decode, DecodeError, ErrorCode, ErrorMsg, Hello, Message, Pong, Preface,
+    Rejected, Text, Welcome, HTTP_REFUSAL, MAX_HELLO_PAYLOAD, VERSION,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clients::{role, ClientEntry};
+use crate::store::Refusal;
+use crate::Hub;
+
+/// What the writer task writes: an encoded message, or a frame's head and its shared payload
+/// (written one after the other, so the payload is never copied).
+mod download;
+mod live;
+mod upload;
+
+use live::{Publishing, Subscription};
+use upload::Uploads;
+
+pub(crate) enum Out {
+    Msg(Bytes),
+    Frame(Bytes, Bytes),
+}
+
+/// Encoded messages waiting for the writer task.
+const OUT_QUEUE: usize = 64;
+/// Socket reads go into at least this much free buffer.
+const READ_CHUNK: usize = 256 * 1024;
+/// Largest page of a listing.
+const MAX_LIST_PAGE: usize = 1000;
+
+pub(crate) fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Why a connection ended early; sent to the client as a connection-level `Error`.
+struct Fatal {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Fatal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Fatal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DecodeError> for Fatal {
+    fn from(e: DecodeError) -> Self {
+        let code = match e {
+            DecodeError::TooLarge { .. } => ErrorCode::TooLarge,
+            DecodeError::BadMagic => ErrorCode::NotFramewire,
+            _ => ErrorCode::Malformed,
+        };
+        Fatal::new(code, e.to_string())
+    }
+}
+
+/// Serves one client until it leaves, breaks the protocol, or the hub shuts down.
+pub(crate) async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let hello = match tokio::time::timeout(
+        hub.config.handshake_timeout,
+        read_hello(&mut rd, &mut buf, &hub),
+    )
+    .await
+    {
+        Ok(Ok(h)) => h,
+        Ok(Err(HandshakeEnd::Http)) => {
+            let _ = wr.write_all(HTTP_REFUSAL).await;
+            let _ = wr.shutdown().await;
+            return;
+        }
+        Ok(Err(HandshakeEnd::Closed)) => return,
+        Ok(Err(HandshakeEnd::Fatal(f))) => {
+            tracing::info!(%peer, reason = %f.message, "handshake refused");
+            send_fatal(&mut wr, f).await;
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "handshake timed out");
+            send_fatal(
+                &mut wr,
+                Fatal::new(ErrorCode::Timeout, "no handshake within the time limit"),
+            )
+            .await;
+            return;
+        }
+    };
+    let name = if hello.name.is_empty() {
+        "anonymous".to_owned()
+    } else {
+        hello.name.clone()
+    };
+    let sender = format!("{name}@{}", peer.ip());
+    let welcome = Message::Welcome(Welcome {
+        version: VERSION.min(hello.version),
+        hub_time_us: now_us(),
+        max_payload: hub.config.max_payload,
+        max_file_size: hub.config.max_file_size,
+        chunk_size: hub.config.chunk_size,
+        max_inflight: hub.config.max_inflight,
+        hub_name: hub.config.hub_name.clone(),
+    });
+    if wr
+        .write_all(&welcome.to_bytes().expect("welcome encodes"))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    tracing::info!(%peer, client = %name, "client connected");
+    let conn_id = hub.next_conn_id();
+    let client = hub.clients.add(conn_id, &name, peer.to_string(), now_us());
+    hub.events.emit(
+        "connect",
+        &sender,
+        format!("connected (protocol v{})", VERSION.min(hello.version)),
+    );
+
+    let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+    let writer = tokio::spawn(write_loop(
+        wr,
+        out_rx,
+        Arc::clone(&hub),
+        Arc::clone(&client),
+    ));
+    let mut session = Session {
+        hub: Arc::clone(&hub),
+        out: out_tx,
+        sender: sender.clone(),
+        client,
+        conn_id,
+        publishing: HashMap::new(),
+        subscriptions: HashMap::new(),
+        uploads: Uploads::new(),
+        tasks: JoinSet::new(),
+    };
+    let end = session.run(&mut rd, buf, &shutdown).await;
+    session.close(end).await;
+    let _ = writer.await;
+    hub.clients.remove(conn_id);
+    hub.events.emit("disconnect", &sender, "disconnected");
+    tracing::info!(%peer, client = %name, "client disconnected");
+}
+
+enum HandshakeEnd {
+    Http,
+    Closed,
+    Fatal(Fatal),
+}
+
+async fn read_hello(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    hub: &Hub,
+) -> Result<Hello, HandshakeEnd> {
+    loop {
+        match check_preface(buf) {
+            Preface::NeedMore => {}
+            Preface::Http => return Err(HandshakeEnd::Http),
+            Preface::NotFramewire => {
+                return Err(HandshakeEnd::Fatal(Fatal::new(
+                    ErrorCode::NotFramewire,
+                    "not a framewire client: the first message must be Hello (magic FWIR)",
+                )))
+            }
+            Preface::Hello => match decode(buf, MAX_HELLO_PAYLOAD) {
+                Ok(Some(Message::Hello(h))) => {
+                    if h.version == 0 {
+                        return Err(HandshakeEnd::Fatal(Fatal::new(
+                            ErrorCode::UnsupportedVersion,
+                            format!("protocol version {} is not supported; this hub speaks 1..={VERSION}", h.version),
+                        )));
+                    }
+                    hub.stats
+                        .bytes_in
+                        .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                    return Ok(h);
+                }
+                Ok(Some(_)) => unreachable!("preface checked the type"),
+                Ok(None) => {}
+                Err(e) => return Err(HandshakeEnd::Fatal(e.into())),
+            },
+        }
+        match rd.read_buf(buf).await {
+            Ok(0) | Err(_) => return Err(HandshakeEnd::Closed),
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn send_fatal(wr: &mut OwnedWriteHalf, f: Fatal) {
+    let msg = Message::Error(ErrorMsg {
+        code: f.code,
+        id: 0,
+        message: f.message,
+    });
+    if let Ok(b) = msg.to_bytes() {
+        let _ = wr.write_all(&b).await;
+    }
+    let _ = wr.shutdown().await;
+}
+
+async fn write_out(w: &mut BufWriter<OwnedWriteHalf>, o: &Out) -> std::io::Result<usize> {
+    match o {
+        Out::Msg(b) => w.write_all(b).await.map(|_| b.len()),
+        Out::Frame(head, payload) => {
+            w.write_all(head).await?;
+            w.write_all(payload).await?;
+            Ok(head.len() + payload.len())
+        }
+    }
+}
+
+async fn write_loop(
+    wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Out>,
+    hub: Arc<Hub>,
+    client: Arc<ClientEntry>,
+) {
+    let mut w = BufWriter::with_capacity(256 * 1024, wr);
+    while let Some(o) = rx.recv().await {
+        let Ok(mut n) = write_out(&mut w, &o).await else {
+            return;
+        };
+        while let Ok(o) = rx.try_recv() {
+            match write_out(&mut w, &o).await {
+                Ok(k) => n += k,
+                Err(_) => return,
+            }
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+        hub.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        client.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    let _ = w.shutdown().await;
+}
+
+struct Session {
+    hub: Arc<Hub>,
+    out: mpsc::Sender<Out>,
+    sender: String,
+    client: Arc<ClientEntry>,
+    conn_id: u64,
+    publishing: HashMap<String, Publishing>,
+    subscriptions: HashMap<String, Subscription>,
+    uploads: Uploads,
+    tasks: JoinSet<()>,
+}
+
+/// How the read loop ended.
+enum End {
+    Eof,
+    Shutdown,
+    Fatal(Fatal),
+}
+
+impl Session {
+    async fn send(&self, msg: Message) {
+        match msg.to_bytes() {
+            Ok(b) => {
+                let _ = self.out.send(Out::Msg(b)).await;
+            }
+            Err(e) => tracing::error!(error = %e, "could not encode a reply"),
+        }
+    }
+
+    async fn reject(&self, id: u32, r: Refusal) {
+        self.hub.stats.upload_failed(r.code);
+        if r.code != ErrorCode::Cancelled {
+            self.hub
+                .events
+                .emit("reject", &self.sender, r.reason.clone());
+        }
+        self.send(Message::Rejected(Rejected {
+            id,
+            code: r.code,
+            reason: r.reason,
+        }))
+        .await;
+    }
+
+    async fn run(
+        &mut self,
+        rd: &mut OwnedReadHalf,
+        mut buf: BytesMut,
+        shutdown: &CancellationToken,
+    ) -> End {
+        loop {
+            loop {
+                match decode(&mut buf, self.hub.config.max_payload) {
+                    Ok(Some(msg)) => {
+                        if let Err(f) = self.handle(msg).await {
+                            return End::Fatal(f);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return End::Fatal(e.into()),
+                }
+            }
+            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                buf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return End::Shutdown,
+                Some(c) = self.uploads.results.recv() => {
+                    self.committed(c).await;
+                    while let Ok(c) = self.uploads.results.try_recv() {
+                        self.committed(c).await;
+                    }
+                }
+                r = rd.read_buf(&mut buf) => match r {
+                    Ok(0) | Err(_) => return End::Eof,
+                    Ok(n) => {
+                        self.hub.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                        self.client.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                },
+            }
+        }
+    }
+
+    async fn handle(&mut self, msg: Message) -> Result<(), Fatal> {
+        match msg {
+            Message::Ping(p) => {
+                self.send(Message::Pong(Pong {
+                    nonce: p.nonce,
+                    ping_time_us: p.time_us,
+                    time_us: now_us(),
+                }))
+                .await
+            }
+            Message::Pong(_) => {}
+            Message::Text(t) => {
+                tracing::info!(from = %self.sender, text = %t.text, "message");
+                self.client.add_role(role::CONTROL);
+                self.hub
+                    .events
+                    .emit("message", &self.sender, t.text.clone());
+                self.send(Message::Text(Text {
+                    id: t.id,
+                    text: t.text,
+                }))
+                .await;
+            }
+            Message::Offer(o) => self.offer(o).await,
+            Message::Data(d) => self.data(d.id, d.bytes).await?,
+            Message::End(e) => self.end(e.id, e.hash).await?,
+            Message::Cancel(c) => self.cancel(c.id).await,
+            Message::Get(g) => self.get(g).await,
+            Message::List(l) => self.list(l).await,
+            Message::Command(c) => self.command(c),
+            Message::RegisterDevice(d) => {
+                tracing::info!(device = %d.name, from = %self.sender, "device registered");
+                self.client.add_role(role::DEVICE);
+                self.hub.events.emit(
+                    "device",
+                    &self.sender,
+                    format!("registered as device {}", d.name),
+                );
+                self.hub.devices.register(
+                    &d.name,
+                    self.conn_id,
+                    self.out.clone(),
+                    now_us(),
+                    self.sender.clone(),
+                );
+            }
+            Message::Reply(r) => {
+                if !self.hub.devices.reply(self.conn_id, r) {
+                    tracing::debug!(from = %self.sender, "late or unexpected reply ignored");
+                }
+            }
+            Message::Publish(p) => self.publish(p),
+            Message::Frame(f) => self.frame(f).await,
+            Message::Subscribe(s) => self.subscribe(s),
+            Message::Unsubscribe(u) => {
+                if let Some(sub) = self.subscriptions.remove(&u.stream) {
+                    sub.end();
+                }
+            }
+            Message::FrameAck(a) => {
+                if let Some(sub) = self.subscriptions.get(&a.stream) {
+                    sub.ack();
+                }
+            }
+            Message::Error(e) => {
+                tracing::debug!(from = %self.sender, code = %e.code, message = %e.message, "client reported an error");
+            }
+            other => {
+                return Err(Fatal::new(
+                    ErrorCode::ProtocolViolation,
+                    format!("a client may not send {}", other.name()),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the session: a partial upload is flushed and kept for resuming, commits already
+    /// submitted finish (within the hub's grace period on shutdown), and the client is told why.
+    async fn close(mut self, end: End) {
+        for (_, sub) in self.subscriptions.drain() {
+            sub.end();
+        }
+        for (_, p) in self.publishing.drain() {
+            p.stream.publishers.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.hub.devices.unregister_conn(self.conn_id);
+        self.close_uploads().await;
+        let fatal = match end {
+            End::Eof => None,
+            End::Shutdown => Some(Fatal::new(
+                ErrorCode::ShuttingDown,
+                "the hub is shutting down",
+            )),
+            End::Fatal(f) => {
+                tracing::info!(from = %self.sender, reason = %f.message, "closing connection after protocol error");
+                Some(f)
+            }
+        };
+        let grace = if matches!(
+            fatal,
+            Some(Fatal {
+                code: ErrorCode::ShuttingDown,
+                ..
+            })
+        ) {
+            self.hub.config.shutdown_grace
+        } else {
+            Duration::from_secs(60)
+        };
+        // Uploads already handed to the committer are answered when it is done with them.
+        let _ = tokio::time::timeout(grace, async {
+            while self.uploads.committing() > 0 {
+                match self.uploads.results.recv().await {
+                    Some(c) => self.committed(c).await,
+                    None => break,
+                }
+            }
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if let Some(f) = fatal {
+            self.send(Message::Error(ErrorMsg {
+                code: f.code,
+                id: 0,
+                message: f.message,
+            }))
+            .await;
+        }
+    }
+}
