@@ -23,6 +23,8 @@ pub struct Config {
     pub chunk_size: u32,
     /// Time a new connection has to complete the handshake.
     pub handshake_timeout: Duration,
+    /// A raw-ingest connection that sends nothing for this long is dropped (nothing stored).
+    pub raw_idle_timeout: Duration,
     /// Most connections served at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
     /// How long a device has to answer a command.
@@ -44,6 +46,7 @@ impl Config {
             chunk_size: framewire_proto::DEFAULT_CHUNK_SIZE,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            raw_idle_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(3),
             command_timeout: Duration::from_secs(10),
         }

@@ -10,6 +10,7 @@ mod conn;
 pub mod devices;
 mod error;
 pub mod events;
+pub mod ingest;
 mod server;
 pub mod stats;
 pub mod store;
@@ -34,6 +35,7 @@ pub(crate) struct Hub {
     /// Cancelled when the HTTP side shuts down: ends live MJPEG and WebSocket responses, which
     /// would otherwise hold graceful shutdown open forever.
     pub(crate) web_closing: tokio_util::sync::CancellationToken,
+    pub(crate) udp: ingest::UdpStats,
     next_conn: std::sync::atomic::AtomicU64,
 }
 
@@ -78,6 +80,11 @@ impl HubHandle {
     /// The stored files.
     pub fn store(&self) -> &Arc<store::Store> {
         &self.0.store
+    }
+
+    /// Counters of the UDP door.
+    pub fn udp_stats(&self) -> &ingest::UdpStats {
+        &self.0.udp
     }
 
     /// Cancelled when the HTTP side shuts down.

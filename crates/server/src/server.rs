@@ -42,6 +42,7 @@ impl Server {
                 clients: Default::default(),
                 events: Default::default(),
                 web_closing: Default::default(),
+                udp: Default::default(),
                 next_conn: Default::default(),
             }),
             reconcile,
