@@ -25,8 +25,16 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// A raw-ingest connection that sends nothing for this long is dropped (nothing stored).
     pub raw_idle_timeout: Duration,
-    /// Most connections served at once; more wait in the kernel's accept queue.
+    /// Most connections served at once; more are told so and closed.
     pub max_connections: usize,
+    /// Most connections from one IP address at once.
+    pub max_connections_per_ip: usize,
+    /// A connection with no traffic either way for this long is closed (clients ping to stay).
+    pub idle_timeout: Duration,
+    /// Most subscribers (native and MJPEG) of one stream.
+    pub max_subscribers_per_stream: usize,
+    /// Access tokens; empty means anyone may connect.
+    pub tokens: crate::auth::Tokens,
     /// How long a device has to answer a command.
     pub command_timeout: Duration,
     /// How long shutdown waits for connections to finish before it gives up on them.
@@ -46,6 +54,10 @@ impl Config {
             chunk_size: framewire_proto::DEFAULT_CHUNK_SIZE,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            idle_timeout: Duration::from_secs(300),
+            max_subscribers_per_stream: 100,
+            tokens: Default::default(),
             raw_idle_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(3),
             command_timeout: Duration::from_secs(10),

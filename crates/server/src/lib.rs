@@ -4,6 +4,7 @@
 //! Inside: one task per connection ([`conn`]), a durable [`store`] with a group committer, and
 //! shared counters ([`stats`]).
 
+pub mod auth;
 pub mod clients;
 mod config;
 mod conn;

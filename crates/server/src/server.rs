@@ -1,8 +1,10 @@
 //! Accepting connections and shutting down gracefully.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -13,6 +15,39 @@ use tokio_util::task::TaskTracker;
 use crate::stats::Stats;
 use crate::store::{ReconcileReport, Store};
 use crate::{conn, Config, Hub, ServerError};
+
+/// One connection's claim on its IP address's share of connections; released on drop.
+struct IpSlot {
+    ip: IpAddr,
+    table: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl IpSlot {
+    fn take(table: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut t = table.lock().unwrap();
+        let n = t.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            ip,
+            table: Arc::clone(table),
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut t = self.table.lock().unwrap();
+        if let Some(n) = t.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                t.remove(&self.ip);
+            }
+        }
+    }
+}
 
 /// A hub with its data folder open, ready to serve.
 pub struct Server {
@@ -83,12 +118,9 @@ impl Server {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let limit = Arc::new(Semaphore::new(self.hub.config.max_connections));
+        let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
         tokio::pin!(shutdown);
         loop {
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                p = Arc::clone(&limit).acquire_owned() => p.expect("semaphore never closes"),
-            };
             let (stream, peer) = tokio::select! {
                 _ = &mut shutdown => break,
                 r = listener.accept() => match r {
@@ -100,6 +132,31 @@ impl Server {
                         continue;
                     }
                 },
+            };
+            // Over a limit: say so and close, rather than leave the client hanging in a queue.
+            let refusal = match Arc::clone(&limit).try_acquire_owned() {
+                Err(_) => Err(format!(
+                    "the hub is serving its limit of {} connections",
+                    self.hub.config.max_connections
+                )),
+                Ok(permit) => {
+                    match IpSlot::take(&per_ip, peer.ip(), self.hub.config.max_connections_per_ip) {
+                        Some(slot) => Ok((permit, slot)),
+                        None => Err(format!(
+                            "{} already has {} connections, the most one address may have",
+                            peer.ip(),
+                            self.hub.config.max_connections_per_ip
+                        )),
+                    }
+                }
+            };
+            let (permit, slot) = match refusal {
+                Ok(x) => x,
+                Err(why) => {
+                    tracing::warn!(%peer, reason = %why, "connection refused");
+                    tokio::spawn(conn::refuse(stream, why));
+                    continue;
+                }
             };
             let hub = Arc::clone(&self.hub);
             let cancel = cancel.clone();
@@ -114,7 +171,7 @@ impl Server {
                 hub.stats
                     .connections_open
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                drop(permit);
+                drop((permit, slot));
             });
         }
         drop(listener);

@@ -171,16 +171,27 @@ impl Session {
         .await;
     }
 
-    pub(super) fn subscribe(&mut self, s: framewire_proto::Subscribe) {
+    pub(super) fn subscribe(&mut self, s: framewire_proto::Subscribe) -> Result<(), super::Fatal> {
         if let Some(old) = self.subscriptions.remove(&s.stream) {
             old.end();
         }
         let stream = self.hub.streams.get_or_create(&s.stream);
+        let limit = self.hub.config.max_subscribers_per_stream;
+        if stream.subscribers.load(Ordering::Relaxed) as usize >= limit {
+            return Err(super::Fatal::new(
+                framewire_proto::ErrorCode::Busy,
+                format!(
+                    "stream {} already has {limit} subscribers, the most it may have",
+                    s.stream
+                ),
+            ));
+        }
         self.client.add_role(role::SUBSCRIBER);
         tracing::info!(stream = %s.stream, from = %self.sender, window = s.window, "subscriber joined");
         self.subscriptions.insert(
             s.stream,
             Subscription::start(stream, s.window, self.out.clone()),
         );
+        Ok(())
     }
 }

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Perms;
 use crate::clients::{role, ClientEntry};
 use crate::store::Refusal;
 use crate::Hub;
@@ -119,12 +120,27 @@ pub(crate) async fn serve_connection(
             return;
         }
     };
+    let Some(who) = hub.config.tokens.check(&hello.token) else {
+        tracing::warn!(%peer, client = %hello.name, "refused: missing or wrong token");
+        let msg = if hello.token.is_empty() {
+            "this hub requires a token (--token or FRAMEWIRE_TOKEN)"
+        } else {
+            "wrong token"
+        };
+        send_fatal(&mut wr, Fatal::new(ErrorCode::Unauthorized, msg)).await;
+        return;
+    };
     let name = if hello.name.is_empty() {
         "anonymous".to_owned()
     } else {
         hello.name.clone()
     };
-    let sender = format!("{name}@{}", peer.ip());
+    // With tokens, uploads are attributed to the token's name, which the client cannot choose.
+    let sender = if who.name.is_empty() {
+        format!("{name}@{}", peer.ip())
+    } else {
+        format!("{}@{}", who.name, peer.ip())
+    };
     let welcome = Message::Welcome(Welcome {
         version: VERSION.min(hello.version),
         hub_time_us: now_us(),
@@ -151,16 +167,20 @@ pub(crate) async fn serve_connection(
     );
 
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+    let activity = Arc::new(Activity::new());
     let writer = tokio::spawn(write_loop(
         wr,
         out_rx,
         Arc::clone(&hub),
         Arc::clone(&client),
+        Arc::clone(&activity),
     ));
     let mut session = Session {
         hub: Arc::clone(&hub),
         out: out_tx,
         sender: sender.clone(),
+        perms: who.perms,
+        activity: Arc::clone(&activity),
         client,
         conn_id,
         publishing: HashMap::new(),
@@ -174,6 +194,16 @@ pub(crate) async fn serve_connection(
     hub.clients.remove(conn_id);
     hub.events.emit("disconnect", &sender, "disconnected");
     tracing::info!(%peer, client = %name, "client disconnected");
+}
+
+/// Tells a connection over a limit why it is closed (an `Error{Busy}`), within a second.
+pub(crate) async fn refuse(stream: TcpStream, why: String) {
+    let (_rd, mut wr) = stream.into_split();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        send_fatal(&mut wr, Fatal::new(ErrorCode::Busy, why)),
+    )
+    .await;
 }
 
 enum HandshakeEnd {
@@ -245,11 +275,39 @@ async fn write_out(w: &mut BufWriter<OwnedWriteHalf>, o: &Out) -> std::io::Resul
     }
 }
 
+/// When a connection last moved bytes either way (for the idle timeout): a long download or a
+/// busy subscriber is not idle even if the client sends nothing.
+struct Activity {
+    start: std::time::Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: std::time::Instant::now(),
+            last_ms: Default::default(),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// When the connection becomes idle, if nothing happens before.
+    fn deadline(&self, idle: Duration) -> tokio::time::Instant {
+        let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        tokio::time::Instant::from_std(last + idle)
+    }
+}
+
 async fn write_loop(
     wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Out>,
     hub: Arc<Hub>,
     client: Arc<ClientEntry>,
+    activity: Arc<Activity>,
 ) {
     let mut w = BufWriter::with_capacity(256 * 1024, wr);
     while let Some(o) = rx.recv().await {
@@ -267,6 +325,7 @@ async fn write_loop(
         }
         hub.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         client.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        activity.touch();
     }
     let _ = w.shutdown().await;
 }
@@ -275,6 +334,9 @@ struct Session {
     hub: Arc<Hub>,
     out: mpsc::Sender<Out>,
     sender: String,
+    /// What this connection's token allows.
+    perms: Perms,
+    activity: Arc<Activity>,
     client: Arc<ClientEntry>,
     conn_id: u64,
     publishing: HashMap<String, Publishing>,
@@ -339,6 +401,13 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Shutdown,
+                _ = tokio::time::sleep_until(self.activity.deadline(self.hub.config.idle_timeout)) => {
+                    // The deadline may have moved (the writer was busy) while we slept.
+                    if tokio::time::Instant::now() >= self.activity.deadline(self.hub.config.idle_timeout) {
+                        let secs = self.hub.config.idle_timeout.as_secs();
+                        return End::Fatal(Fatal::new(ErrorCode::Timeout, format!("idle for {secs} s; closing")));
+                    }
+                }
                 Some(c) = self.uploads.results.recv() => {
                     self.committed(c).await;
                     while let Ok(c) = self.uploads.results.try_recv() {
@@ -348,6 +417,7 @@ impl Session {
                 r = rd.read_buf(&mut buf) => match r {
                     Ok(0) | Err(_) => return End::Eof,
                     Ok(n) => {
+                        self.activity.touch();
                         self.hub.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                         self.client.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     }
@@ -356,7 +426,48 @@ impl Session {
         }
     }
 
+    /// Refuses what this connection's token does not allow: requests with an id get an answer
+    /// for that id, live roles end the connection.
+    async fn permitted(&self, msg: &Message) -> Result<bool, Fatal> {
+        let (need, id) = match msg {
+            Message::Offer(o) => (Perms::UPLOAD, Some(o.id)),
+            Message::Get(g) => (Perms::DOWNLOAD, Some(g.id)),
+            Message::List(l) => (Perms::DOWNLOAD, Some(l.id)),
+            Message::Command(c) => (Perms::COMMAND, Some(c.id)),
+            Message::RegisterDevice(_)
+            | Message::Publish(_)
+            | Message::Frame(_)
+            | Message::Reply(_) => (Perms::PUBLISH, None),
+            Message::Subscribe(_) => (Perms::SUBSCRIBE, None),
+            _ => return Ok(true),
+        };
+        if self.perms.allows(need) {
+            return Ok(true);
+        }
+        let why = format!("this token may not {}", need.name());
+        match (msg, id) {
+            (Message::Offer(_), Some(id)) => {
+                self.reject(id, Refusal::new(ErrorCode::Forbidden, why))
+                    .await;
+                Ok(false)
+            }
+            (_, Some(id)) => {
+                self.send(Message::Error(ErrorMsg {
+                    code: ErrorCode::Forbidden,
+                    id,
+                    message: why,
+                }))
+                .await;
+                Ok(false)
+            }
+            _ => Err(Fatal::new(ErrorCode::Forbidden, why)),
+        }
+    }
+
     async fn handle(&mut self, msg: Message) -> Result<(), Fatal> {
+        if !self.permitted(&msg).await? {
+            return Ok(());
+        }
         match msg {
             Message::Ping(p) => {
                 self.send(Message::Pong(Pong {
@@ -409,7 +520,7 @@ impl Session {
             }
             Message::Publish(p) => self.publish(p),
             Message::Frame(f) => self.frame(f).await,
-            Message::Subscribe(s) => self.subscribe(s),
+            Message::Subscribe(s) => self.subscribe(s)?,
             Message::Unsubscribe(u) => {
                 if let Some(sub) = self.subscriptions.remove(&u.stream) {
                     sub.end();

@@ -188,6 +188,7 @@ pub(crate) async fn upload(
     Path(path): Path<String>,
     Query(q): Query<PutQuery>,
     Peer(peer): Peer,
+    axum::Extension(who): axum::Extension<crate::auth::Identity>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
@@ -292,11 +293,14 @@ pub(crate) async fn upload(
         ));
     }
     let (size, hash) = (done.len, done.hash);
-    let sender = format!(
-        "http@{}",
-        peer.map(|p| p.ip().to_string())
-            .unwrap_or_else(|| "local".into())
-    );
+    let ip = peer
+        .map(|p| p.ip().to_string())
+        .unwrap_or_else(|| "local".into());
+    let sender = if who.name.is_empty() {
+        format!("http@{ip}")
+    } else {
+        format!("{}@{ip}", who.name)
+    };
     let status = store
         .commit(rp.clone(), done, overwrite, sender.clone())
         .await?;

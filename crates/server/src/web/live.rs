@@ -54,6 +54,13 @@ pub(crate) async fn mjpeg(
         .streams()
         .get(name)
         .ok_or_else(|| AppError::not_found(format!("stream {name:?}")))?;
+    let limit = hub.config().max_subscribers_per_stream;
+    if stream.subscribers.load(Relaxed) as usize >= limit {
+        return Err(AppError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("stream {name:?} already has {limit} viewers, the most it may have"),
+        ));
+    }
     stream.subscribers.fetch_add(1, Relaxed);
     let mut rx = stream.watch();
     if rx.borrow().is_some() {

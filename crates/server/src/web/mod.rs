@@ -11,6 +11,7 @@ mod api;
 mod assets;
 mod files;
 mod live;
+mod login;
 mod metrics;
 
 use std::future::Future;
@@ -78,6 +79,8 @@ impl From<Refusal> for AppError {
 pub fn router(hub: HubHandle) -> Router {
     Router::new()
         .route("/", get(assets::index))
+        .route("/login", get(login::form).post(login::login))
+        .route("/logout", post(login::logout))
         .route("/assets/{file}", get(assets::asset))
         .route("/api/clients", get(api::clients))
         .route("/api/streams", get(api::streams))
@@ -91,6 +94,10 @@ pub fn router(hub: HubHandle) -> Router {
         .route("/ws", get(live::websocket))
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { AppError::new(StatusCode::NOT_FOUND, "no such page") })
+        .layer(middleware::from_fn_with_state(
+            hub.clone(),
+            login::require_token,
+        ))
         .layer(middleware::from_fn_with_state(hub.clone(), count_status))
         .with_state(hub)
 }
