@@ -1,9 +1,11 @@
-//! `framewire`: run a hub, send files and folders to it, list, download, message, ping.
+//! `framewire`: run a hub, send files and folders to it, list, download, message, ping; publish
+//! and watch live streams, command devices, run a self-contained demo.
 //!
 //! Thin on purpose: the protocol work is in `framewire-client` and `framewire-server`; this binary
 //! parses arguments, shows progress, prints results and picks the exit code
 //! (0 ok, 1 failure, 2 usage).
 
+mod camera;
 mod cmd;
 mod format;
 mod logging;
@@ -29,7 +31,7 @@ struct Cli {
     server: String,
 
     /// This client's name, recorded as the sender of uploaded files [default: the host name].
-    /// With `serve`, the hub's name.
+    /// With `serve` and `demo`, the hub's name; with `stream`, the stream's and device's name.
     #[arg(long, global = true)]
     name: Option<String>,
 
@@ -69,6 +71,14 @@ enum Command {
     Msg(cmd::msg::Args),
     /// Measure the round trip to the hub and the offset between its clock and ours.
     Ping(cmd::ping::Args),
+    /// Publish a live stream (camera, folder, MJPEG, test pattern) and answer commands as a device.
+    Stream(cmd::stream::Args),
+    /// Receive a live stream: save frames, pipe them as MJPEG to a player, or show figures.
+    Watch(cmd::watch::Args),
+    /// Send a command to a device and print its answer.
+    Cmd(cmd::command::Args),
+    /// Run a hub with its dashboard and two synthetic cameras, all in this process.
+    Demo(cmd::demo::Args),
 }
 
 /// The options every client command shares.
@@ -82,22 +92,26 @@ pub struct Global {
 }
 
 impl Global {
-    /// Connects to the hub with the shared options.
-    async fn connect(&self) -> anyhow::Result<Client> {
-        let opts = ConnectOptions {
+    /// The shared connection options.
+    fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
             name: self.name.clone(),
             token: self.token.clone(),
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(30),
-        };
-        Ok(Client::connect(&self.server, opts).await?)
+        }
+    }
+
+    /// Connects to the hub with the shared options.
+    async fn connect(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(&self.server, self.connect_options()).await?)
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let serving = matches!(cli.command, Command::Serve(_));
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Demo(_));
     let progress = logging::init(cli.verbose, cli.quiet, serving);
     let global = Global {
         server: cli.server,
@@ -124,6 +138,10 @@ fn main() -> ExitCode {
             Command::Get(a) => cmd::get::run(&global, a).await,
             Command::Msg(a) => cmd::msg::run(&global, a).await,
             Command::Ping(a) => cmd::ping::run(&global, a).await,
+            Command::Stream(a) => cmd::stream::run(&global, a).await,
+            Command::Watch(a) => cmd::watch::run(&global, a).await,
+            Command::Cmd(a) => cmd::command::run(&global, a).await,
+            Command::Demo(a) => cmd::demo::run(&global, a).await,
         }
     });
     // Do not wait for stray blocking tasks (a file read the hub no longer wants, say).

@@ -1,6 +1,9 @@
 //! The built `framewire` binary: help and usage errors, an unreachable hub, and one end-to-end
-//! run against a real `framewire serve` child process. Every wait is bounded; the hub child is
-//! killed if a test fails half-way.
+//! run against a real `framewire serve` child process; live video and device commands in
+//! [`live`]. Every wait is bounded; child processes are killed if a test fails half-way.
+
+#[path = "cli/live.rs"]
+mod live;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -34,7 +37,9 @@ fn help_lists_the_commands() {
     let out = framewire().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = stdout(&out);
-    for cmd in ["serve", "send", "ls", "get", "msg", "ping"] {
+    for cmd in [
+        "serve", "send", "ls", "get", "msg", "ping", "stream", "watch", "cmd", "demo",
+    ] {
         assert!(text.contains(cmd), "{cmd} missing from:\n{text}");
     }
     let out = framewire().args(["send", "--help"]).output().unwrap();
@@ -66,6 +71,15 @@ fn usage_errors_exit_2() {
         &["get"][..],
         &["ping", "--count", "0"][..],
         &["serve", "--max-file-size", "lots"][..],
+        &["stream"][..],
+        &["stream", "--name", "x", "--source", "camera"][..],
+        &["stream", "--name", "x", "--fps", "0"][..],
+        &["stream", "--name", "x", "--quality", "101"][..],
+        &[
+            "stream", "--name", "x", "--source", "dir:/tmp", "--size", "10x10",
+        ][..],
+        &["watch"][..],
+        &["cmd", "cam"][..],
     ] {
         let out = framewire().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
@@ -132,6 +146,24 @@ fn missing_local_files_fail_without_a_hub() {
     );
 }
 
+/// A plain HTTP/1.0 GET on `host:port`: the whole response.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// A command for the hub at `addr`, without a client name.
+fn client(addr: &str) -> Command {
+    let mut c = framewire();
+    c.args(["--server", addr]);
+    c
+}
+
 /// A `framewire serve` child, killed on drop if the test did not stop it.
 struct Hub {
     child: Child,
@@ -142,16 +174,27 @@ struct Hub {
 
 impl Hub {
     fn start(data: &Path) -> Hub {
+        Hub::start_on(data, "127.0.0.1:0")
+    }
+
+    /// A hub listening on `listen` (a fixed address, to restart a hub where it was).
+    fn start_on(data: &Path, listen: &str) -> Hub {
+        Hub::start_with(data, listen, &[])
+    }
+
+    /// A hub with more `serve` options.
+    fn start_with(data: &Path, listen: &str, options: &[&str]) -> Hub {
         let mut child = StdCommand::new(BIN)
             .args([
                 "serve",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--http",
                 "127.0.0.1:0",
                 "--data",
             ])
             .arg(data)
+            .args(options)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -193,19 +236,24 @@ impl Hub {
 
     /// A plain HTTP/1.0 GET on the dashboard port: the whole response.
     fn http_get(&self, path: &str) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&self.http).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.http).unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
+        http_get(&self.http, path)
     }
 
     fn cmd(&self) -> Command {
         let mut c = framewire();
         c.args(["--server", &self.addr, "--name", "e2e"]);
         c
+    }
+
+    /// A command for this hub without a client name.
+    fn client(&self) -> Command {
+        client(&self.addr)
+    }
+
+    /// SIGKILL: the hub vanishes without closing anything.
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// SIGTERM, then the exit status within `limit`.

@@ -19,7 +19,14 @@ struct HubProc {
 impl HubProc {
     fn start(data: &Path) -> HubProc {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--http", "off", "--data"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "off",
+                "--data",
+            ])
             .arg(data)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -34,7 +41,9 @@ impl HubProc {
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("hub prints its address");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("hub prints its address");
         HubProc { child, addr }
     }
 
@@ -67,7 +76,10 @@ fn content(i: usize, len: usize) -> Vec<u8> {
 fn make_source(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     for i in 0..150 {
-        files.insert(format!("src/small/{i:03}.jpg"), content(i, 20_000 + i * 300));
+        files.insert(
+            format!("src/small/{i:03}.jpg"),
+            content(i, 20_000 + i * 300),
+        );
     }
     for i in 0..3 {
         files.insert(format!("src/big/{i}.bin"), content(1000 + i, 24 << 20));
@@ -85,13 +97,21 @@ fn stored_files(data: &Path) -> BTreeMap<String, PathBuf> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.clone()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(p.strip_prefix(&root).unwrap().to_string_lossy().into_owned(), p);
+                out.insert(
+                    p.strip_prefix(&root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                    p,
+                );
             }
         }
     }
@@ -120,9 +140,20 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
 }
 
 fn listed(addr: &str) -> Vec<String> {
-    let out = Command::new(BIN).args(["ls", "--server", addr]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
+    let out = Command::new(BIN)
+        .args(["ls", "--server", addr])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
@@ -140,24 +171,39 @@ fn kill_9_mid_upload_loses_nothing_acknowledged_and_resend_completes() {
         let stored = stored_files(&data);
         // No partial file is visible; whatever is there is complete and identical.
         for (rel, path) in &stored {
-            let want = files.get(rel).unwrap_or_else(|| panic!("round {round}: unexpected file {rel}"));
-            assert!(std::fs::read(path).unwrap() == *want, "round {round}: {rel} is not identical to its source");
+            let want = files
+                .get(rel)
+                .unwrap_or_else(|| panic!("round {round}: unexpected file {rel}"));
+            assert!(
+                std::fs::read(path).unwrap() == *want,
+                "round {round}: {rel} is not identical to its source"
+            );
         }
         if stored.len() < files.len() {
-            assert!(!status.success(), "round {round}: send must fail when files are missing");
+            assert!(
+                !status.success(),
+                "round {round}: send must fail when files are missing"
+            );
         }
 
         // Restart on the same data folder: the index agrees with the disk, and re-sending completes.
         let hub = HubProc::start(&data);
         let on_disk: Vec<String> = stored_files(&data).into_keys().collect();
-        assert_eq!(listed(&hub.addr), on_disk, "round {round}: index agrees with the disk");
+        assert_eq!(
+            listed(&hub.addr),
+            on_disk,
+            "round {round}: index agrees with the disk"
+        );
         let mut again = send(&hub.addr, &dir.path().join("src"));
         let status = wait_timeout(&mut again, Duration::from_secs(120));
         assert!(status.success(), "round {round}: re-send completes");
         let stored = stored_files(&data);
         assert_eq!(stored.len(), files.len(), "round {round}");
         for (rel, path) in &stored {
-            assert!(std::fs::read(path).unwrap() == files[rel], "round {round}: {rel}");
+            assert!(
+                std::fs::read(path).unwrap() == files[rel],
+                "round {round}: {rel}"
+            );
         }
         assert_eq!(listed(&hub.addr).len(), files.len());
         hub.kill9();

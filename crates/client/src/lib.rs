@@ -34,8 +34,8 @@ pub use client::{Client, ConnectOptions, PingResult};
 pub use download::GetResult;
 pub use error::{ClientError, Result};
 pub use live::{
-    CommandReply, DeviceCommand, LinkSnapshot, PublishOptions, Publisher, PublisherSnapshot,
-    ReceivedFrame, Subscriber,
+    CommandReply, DeviceCommand, FrameSink, LinkSnapshot, PublishOptions, Publisher,
+    PublisherSnapshot, ReceivedFrame, Subscriber,
 };
 pub use plan::{plan_upload, remote_dir, PlanProblem, UploadJob, UploadPlan};
 pub use upload::{

@@ -22,7 +22,7 @@ use framewire_proto::{
     Ping, Publish, RegisterDevice, Reply, ReplyStatus, Subscribe,
 };
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::client::{hub_error, now_us, Client, ConnectOptions};
@@ -95,17 +95,25 @@ pub struct DeviceCommand {
     pub command: String,
     /// Its arguments.
     pub args: Vec<String>,
-    reply: Option<oneshot::Sender<CommandReply>>,
+    /// The hub's id for it on the connection it came in on.
+    id: u32,
+    /// That connection's reply queue. Answering puts the reply straight into it, so a reply given
+    /// before [`Publisher::close`] is written before the connection closes (a `stop` command's
+    /// answer, say).
+    reply: Option<mpsc::UnboundedSender<(u32, CommandReply)>>,
 }
 
 impl DeviceCommand {
     /// Sends the answer.
     pub fn reply(mut self, status: ReplyStatus, body: impl Into<Bytes>) {
         if let Some(tx) = self.reply.take() {
-            let _ = tx.send(CommandReply {
-                status,
-                body: body.into(),
-            });
+            let _ = tx.send((
+                self.id,
+                CommandReply {
+                    status,
+                    body: body.into(),
+                },
+            ));
         }
     }
 
@@ -123,10 +131,13 @@ impl DeviceCommand {
 impl Drop for DeviceCommand {
     fn drop(&mut self) {
         if let Some(tx) = self.reply.take() {
-            let _ = tx.send(CommandReply {
-                status: ReplyStatus::Failed,
-                body: Bytes::from_static(b"the device dropped the command without answering"),
-            });
+            let _ = tx.send((
+                self.id,
+                CommandReply {
+                    status: ReplyStatus::Failed,
+                    body: Bytes::from_static(b"the device dropped the command without answering"),
+                },
+            ));
         }
     }
 }
@@ -277,6 +288,8 @@ pub struct PublisherSnapshot {
     pub sent: u64,
     /// Frames the hub acknowledged.
     pub acked: u64,
+    /// Sequence number of the newest frame the hub acknowledged (0: none yet).
+    pub last_acked_seq: u64,
     /// Frames replaced by a newer one before they could be sent.
     pub skipped: u64,
     /// Connection state.
@@ -292,6 +305,7 @@ struct PublisherShared {
     next_seq: AtomicU64,
     sent: AtomicU64,
     acked: AtomicU64,
+    last_acked_seq: AtomicU64,
     skipped: AtomicU64,
     link: LinkState,
 }
@@ -335,7 +349,7 @@ impl Publisher {
 
     /// Offers an encoded JPEG captured now. Returns its sequence number.
     pub fn publish_jpeg(&self, jpeg: Bytes, width: u32, height: u32) -> u64 {
-        self.publish(jpeg, frame_format::JPEG, width, height, now_us())
+        self.sink().publish_jpeg(jpeg, width, height)
     }
 
     /// Offers an encoded frame of `format` captured at `capture_local_us` (our clock, µs since the
@@ -348,20 +362,18 @@ impl Publisher {
         height: u32,
         capture_local_us: i64,
     ) -> u64 {
-        let seq = self.shared.next_seq.fetch_add(1, Relaxed) + 1;
-        let old = self.shared.pending.lock().unwrap().replace(PendingFrame {
-            seq,
-            capture_local_us,
-            format,
-            width,
-            height,
-            payload,
-        });
-        if old.is_some() {
-            self.shared.skipped.fetch_add(1, Relaxed);
+        self.sink()
+            .publish(payload, format, width, height, capture_local_us)
+    }
+
+    /// A handle that publishes into this stream and reads its figures, for a capture thread or a
+    /// status display, while the `Publisher` itself stays with whoever will [`close`] it.
+    ///
+    /// [`close`]: Publisher::close
+    pub fn sink(&self) -> FrameSink {
+        FrameSink {
+            shared: Arc::clone(&self.shared),
         }
-        self.shared.wake.notify_one();
-        seq
     }
 
     /// Commands sent to this device (only with [`PublishOptions::device`]); take it once.
@@ -371,14 +383,7 @@ impl Publisher {
 
     /// Figures so far.
     pub fn stats(&self) -> PublisherSnapshot {
-        let s = &self.shared;
-        PublisherSnapshot {
-            published: s.next_seq.load(Relaxed),
-            sent: s.sent.load(Relaxed),
-            acked: s.acked.load(Relaxed),
-            skipped: s.skipped.load(Relaxed),
-            link: s.link.snapshot(),
-        }
+        self.sink().stats()
     }
 
     /// Waits (at most `wait`) until the pending frame is sent and every sent frame acknowledged,
@@ -404,6 +409,66 @@ impl Publisher {
 impl Drop for Publisher {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// A cloneable handle on a [`Publisher`]'s stream (see [`Publisher::sink`]). Frames published
+/// after the publisher was closed or dropped are simply never sent.
+#[derive(Clone)]
+pub struct FrameSink {
+    shared: Arc<PublisherShared>,
+}
+
+impl std::fmt::Debug for FrameSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameSink")
+            .field("published", &self.shared.next_seq.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl FrameSink {
+    /// As [`Publisher::publish_jpeg`].
+    pub fn publish_jpeg(&self, jpeg: Bytes, width: u32, height: u32) -> u64 {
+        self.publish(jpeg, frame_format::JPEG, width, height, now_us())
+    }
+
+    /// As [`Publisher::publish`].
+    pub fn publish(
+        &self,
+        payload: Bytes,
+        format: u8,
+        width: u32,
+        height: u32,
+        capture_local_us: i64,
+    ) -> u64 {
+        let seq = self.shared.next_seq.fetch_add(1, Relaxed) + 1;
+        let old = self.shared.pending.lock().unwrap().replace(PendingFrame {
+            seq,
+            capture_local_us,
+            format,
+            width,
+            height,
+            payload,
+        });
+        if old.is_some() {
+            self.shared.skipped.fetch_add(1, Relaxed);
+        }
+        self.shared.wake.notify_one();
+        seq
+    }
+
+    /// As [`Publisher::stats`].
+    pub fn stats(&self) -> PublisherSnapshot {
+        let s = &self.shared;
+        PublisherSnapshot {
+            published: s.next_seq.load(Relaxed),
+            sent: s.sent.load(Relaxed),
+            acked: s.acked.load(Relaxed),
+            last_acked_seq: s.last_acked_seq.load(Relaxed),
+            skipped: s.skipped.load(Relaxed),
+            link: s.link.snapshot(),
+        }
     }
 }
 
@@ -509,7 +574,13 @@ async fn publish_session(
             }
         }
         tokio::select! {
-            _ = shared.stop.notified() => return Ok(()),
+            _ = shared.stop.notified() => {
+                // Answers given before `close` still go out (a `stop` command's, say).
+                while let Ok((id, r)) = replies.try_recv() {
+                    c.send(&Message::Reply(Reply { id, status: r.status, body: r.body })).await?;
+                }
+                return Ok(());
+            }
             _ = shared.wake.notified() => {}
             _ = ping_tick.tick() => clock.ping(c).await?,
             r = replies.recv() => {
@@ -520,29 +591,30 @@ async fn publish_session(
             m = c.incoming.recv() => {
                 let Some(m) = c.accept_incoming(m)? else { continue };
                 match m {
-                    Message::FrameAck(_) => {
+                    Message::FrameAck(a) => {
                         in_flight = in_flight.saturating_sub(1);
                         shared.acked.fetch_add(1, Relaxed);
+                        shared.last_acked_seq.fetch_max(a.seq, Relaxed);
                     }
                     Message::Pong(p) => clock.pong(p.nonce, p.time_us, &shared.link),
                     Message::Ping(p) => c.answer_ping(p).await?,
                     Message::Command(cmd) => {
-                        let (tx, rx) = oneshot::channel();
-                        let dc = DeviceCommand { command: cmd.command, args: cmd.args, reply: Some(tx) };
-                        if commands.try_send(dc).is_err() {
+                        let dc = DeviceCommand {
+                            command: cmd.command,
+                            args: cmd.args,
+                            id: cmd.id,
+                            reply: Some(reply_tx.clone()),
+                        };
+                        if let Err(e) = commands.try_send(dc) {
+                            // Answer here, not through the dropped command's queue entry.
+                            let mut dc = e.into_inner();
+                            dc.reply = None;
                             c.send(&Message::Reply(Reply {
                                 id: cmd.id,
                                 status: ReplyStatus::Failed,
                                 body: Bytes::from_static(b"the device is busy"),
                             }))
                             .await?;
-                        } else {
-                            let reply_tx = reply_tx.clone();
-                            tokio::spawn(async move {
-                                if let Ok(r) = rx.await {
-                                    let _ = reply_tx.send((cmd.id, r));
-                                }
-                            });
                         }
                     }
                     Message::Error(e) if e.id == 0 => return Err(hub_error(e)),

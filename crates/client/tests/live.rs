@@ -182,3 +182,53 @@ async fn publisher_and_subscriber_ride_out_a_hub_restart() {
     sub.close().await;
     hub.stop().await;
 }
+
+/// A device that answers `stop` and closes at once: the answer still reaches the caller (the CLI's
+/// `framewire cmd cam stop` relies on it), and the sink reports the newest acknowledged frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_given_before_close_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, addr) = start_hub(dir.path(), "127.0.0.1:0").await;
+    let addr = addr.to_string();
+    let mut publish = PublishOptions::new("cam");
+    publish.device = true;
+    let mut p = Publisher::connect(&addr, opts("camera"), publish)
+        .await
+        .unwrap();
+    let mut commands = p.commands().unwrap();
+    let sink = p.sink();
+    let mut last = 0;
+    for i in 1..=3 {
+        last = sink.publish_jpeg(jpeg(i), 16, 16);
+    }
+    tokio::time::timeout(T, async {
+        while sink.stats().last_acked_seq < last {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the last frame is acknowledged");
+
+    let device = tokio::spawn(async move {
+        let c = commands.recv().await.unwrap();
+        assert_eq!(c.command, "stop");
+        c.ok("stopping");
+        p.close(Duration::ZERO).await;
+    });
+    // Registration is asynchronous: retry while the hub does not know the device yet.
+    let mut c = Client::connect(&addr, opts("ctl")).await.unwrap();
+    let r = tokio::time::timeout(T, async {
+        loop {
+            let r = c.command("cam", "stop", &[]).await.unwrap();
+            if r.status != ReplyStatus::UnknownDevice {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!((r.status, r.text()), (ReplyStatus::Ok, "stopping".into()));
+    tokio::time::timeout(T, device).await.unwrap().unwrap();
+    hub.stop().await;
+}

@@ -1,11 +1,15 @@
 //! One file per subcommand, each with its clap `Args` and an async `run`.
 
+pub mod command;
+pub mod demo;
 pub mod get;
 pub mod ls;
 pub mod msg;
 pub mod ping;
 pub mod send;
 pub mod serve;
+pub mod stream;
+pub mod watch;
 
 /// An argument clap cannot check (an invalid `--to` folder, say): exits with code 2 like any
 /// other usage error.
