@@ -64,7 +64,7 @@ wait_for() {
 }
 
 # --- the hub
-"$bin" serve --listen 127.0.0.1:0 --data "$work/data" 2>"$work/hub.log" &
+"$bin" serve --listen 127.0.0.1:0 --http off --data "$work/data" 2>"$work/hub.log" &
 pids+=($!)
 wait_for "$work/hub.log" 10 "listening on 127.0.0.1:"
 addr=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$work/hub.log" | head -n1 | sed 's/^listening on //')

@@ -2,6 +2,8 @@
 //! run against a real `framewire serve` child process; live video and device commands in
 //! [`live`]. Every wait is bounded; child processes are killed if a test fails half-way.
 
+#[path = "cli/doors.rs"]
+mod doors;
 #[path = "cli/live.rs"]
 mod live;
 

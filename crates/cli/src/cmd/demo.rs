@@ -43,7 +43,11 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(name) = global.explicit_name.as_ref() {
         config.hub_name = name.clone();
     }
-    let mut hub = RunningHub::start(config, &args.listen, Some(&args.http)).await?;
+    let doors = super::serve::Doors {
+        http: Some(args.http.clone()),
+        ..Default::default()
+    };
+    let mut hub = RunningHub::start(config, &args.listen, &doors).await?;
 
     let (stop, stop_rx) = watch::channel(false);
     let mut cameras = tokio::task::JoinSet::new();

@@ -24,30 +24,119 @@ pub struct Args {
     #[arg(long, default_value = "./framewire-data", value_name = "DIR")]
     data: PathBuf,
     /// Address of the web dashboard and HTTP API (files, live streams, metrics), or `off`.
-    #[arg(long, value_name = "ADDR|off", default_value = "off")]
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:7879")]
     http: String,
-    /// Largest file the hub stores, in bytes (suffixes K, M, G, T: powers of 1024).
+    /// Also accept raw TCP uploads here: each connection's bytes become one stored file
+    /// (`nc -q0 HOST PORT < photo.jpg`).
+    #[arg(long, value_name = "ADDR")]
+    raw_listen: Option<String>,
+    /// Also accept UDP datagrams here: text messages and single-datagram frames.
+    #[arg(long, value_name = "ADDR")]
+    udp: Option<String>,
+    /// Require tokens from FILE: one `TOKEN NAME PERMISSION[,PERMISSION...]` per line, permissions
+    /// among upload, download, publish, subscribe, command, admin.
+    #[arg(long = "tokens", value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
+    #[command(flatten)]
+    limits: Limits,
+}
+
+/// The hub's limits (all optional; see `docs/RELIABILITY.md` for the defaults).
+#[derive(Debug, clap::Args)]
+pub struct Limits {
+    /// Largest file the hub stores, in bytes (suffixes K, M, G, T: powers of 1024) [default: 1T].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_file_size: Option<u64>,
-    /// Offers a client may have outstanding at once.
+    /// Most bytes the store may hold; uploads past it are refused with "storage full" [default: the disk].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_storage: Option<u64>,
+    /// Largest message payload, in bytes [default: 16M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_message: Option<u64>,
+    /// Offers a client may have outstanding at once [default: 256].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     max_inflight: Option<u16>,
+    /// Most connections at once [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Most connections from one IP address [default: 1000].
+    #[arg(long, value_name = "N")]
+    max_connections_per_ip: Option<usize>,
+    /// Most subscribers of one stream [default: 100].
+    #[arg(long, value_name = "N")]
+    max_subscribers: Option<usize>,
+    /// Seconds a new connection has to send its handshake [default: 10].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    handshake_timeout: Option<f64>,
+    /// Seconds without traffic after which a connection is closed [default: 300].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    idle_timeout: Option<f64>,
     /// How long a device has to answer a command, in seconds [default: 10].
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     command_timeout: Option<f64>,
 }
 
+impl Limits {
+    /// Applies the limits given on the command line.
+    pub fn apply(&self, c: &mut Config) -> anyhow::Result<()> {
+        let secs = Duration::from_secs_f64;
+        if let Some(n) = self.max_file_size {
+            c.max_file_size = n;
+        }
+        if let Some(n) = self.max_storage {
+            c.max_storage = n;
+        }
+        if let Some(n) = self.max_message {
+            anyhow::ensure!(
+                (1024..=1 << 30).contains(&n),
+                "--max-message must be between 1K and 1G"
+            );
+            c.max_payload = n as u32;
+            c.chunk_size = c.chunk_size.min(c.max_payload - 64);
+        }
+        if let Some(n) = self.max_inflight {
+            c.max_inflight = n;
+        }
+        if let Some(n) = self.max_connections {
+            c.max_connections = n.max(1);
+        }
+        if let Some(n) = self.max_connections_per_ip {
+            c.max_connections_per_ip = n.max(1);
+        }
+        if let Some(n) = self.max_subscribers {
+            c.max_subscribers_per_stream = n.max(1);
+        }
+        if let Some(t) = self.handshake_timeout {
+            c.handshake_timeout = secs(t);
+        }
+        if let Some(t) = self.idle_timeout {
+            c.idle_timeout = secs(t);
+        }
+        if let Some(t) = self.command_timeout {
+            c.command_timeout = secs(t);
+        }
+        Ok(())
+    }
+}
+
+/// The extra doors a hub may open besides its native port.
+#[derive(Debug, Default, Clone)]
+pub struct Doors {
+    /// HTTP (dashboard and API).
+    pub http: Option<String>,
+    /// Raw TCP ingest.
+    pub raw: Option<String>,
+    /// UDP datagrams.
+    pub udp: Option<String>,
+}
+
 /// Runs the hub until a signal asks it to stop.
 pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let mut config = Config::new(&args.data);
-    if let Some(n) = args.max_file_size {
-        config.max_file_size = n;
-    }
-    if let Some(n) = args.max_inflight {
-        config.max_inflight = n;
-    }
-    if let Some(secs) = args.command_timeout {
-        config.command_timeout = Duration::from_secs_f64(secs);
+    args.limits.apply(&mut config)?;
+    config.tokens = framewire_server::auth::Tokens::from_flags(&global.tokens);
+    if let Some(f) = &args.tokens_file {
+        config.tokens.load_file(f)?;
     }
     if let Some(name) = global.explicit_name.as_ref() {
         config.hub_name = name.clone();
@@ -56,8 +145,12 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     // shut down gracefully, not kill the process.
     let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let http = (args.http != "off").then_some(args.http.as_str());
-    let mut hub = RunningHub::start(config, &args.listen, http).await?;
+    let doors = Doors {
+        http: (args.http != "off").then(|| args.http.clone()),
+        raw: args.raw_listen.clone(),
+        udp: args.udp.clone(),
+    };
+    let mut hub = RunningHub::start(config, &args.listen, &doors).await?;
     let which = tokio::select! {
         _ = sigint.recv() => "SIGINT",
         _ = sigterm.recv() => "SIGTERM",
@@ -74,6 +167,7 @@ pub struct RunningHub {
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
     hub: JoinHandle<Result<(), ServerError>>,
+    doors: Vec<JoinHandle<std::io::Result<()>>>,
     http: Option<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -84,15 +178,16 @@ impl RunningHub {
     ///
     /// # Errors
     /// The data folder cannot be opened or an address cannot be bound.
-    pub async fn start(config: Config, listen: &str, http: Option<&str>) -> anyhow::Result<Self> {
+    pub async fn start(config: Config, listen: &str, doors: &Doors) -> anyhow::Result<Self> {
         let data = config.data_dir.clone();
+        let open_hub = !config.tokens.enabled();
         let server = Server::open(config)
             .await
             .with_context(|| format!("cannot open the data folder {}", data.display()))?;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let http_listener = match http {
+        let http_listener = match doors.http.as_deref() {
             None => None,
             Some(a) => Some(
                 TcpListener::bind(a)
@@ -100,7 +195,36 @@ impl RunningHub {
                     .with_context(|| format!("cannot listen for HTTP on {a}"))?,
             ),
         };
+        let raw_listener = match doors.raw.as_deref() {
+            None => None,
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("cannot listen for raw uploads on {a}"))?,
+            ),
+        };
+        let udp_socket = match doors.udp.as_deref() {
+            None => None,
+            Some(a) => Some(
+                tokio::net::UdpSocket::bind(a)
+                    .await
+                    .with_context(|| format!("cannot bind UDP on {a}"))?,
+            ),
+        };
         let addr = listener.local_addr().context("listener address")?;
+        let mut exposed = !addr.ip().is_loopback();
+        for l in [&http_listener, &raw_listener].into_iter().flatten() {
+            exposed |= l.local_addr().is_ok_and(|a| !a.ip().is_loopback());
+        }
+        exposed |= udp_socket
+            .as_ref()
+            .is_some_and(|u| u.local_addr().is_ok_and(|a| !a.ip().is_loopback()));
+        if open_hub && exposed {
+            eprintln!(
+                "WARNING: this hub listens beyond this machine and requires NO token: anyone who can reach it\n\
+                 WARNING: can upload, download, watch and command devices. Start it with --token TOKEN or --tokens FILE."
+            );
+        }
         eprintln!(
             "framewire hub listening on {addr} (data: {})",
             data.display()
@@ -124,11 +248,29 @@ impl RunningHub {
                 Some(task)
             }
         };
+        let mut doors = Vec::new();
+        if let Some(l) = raw_listener {
+            eprintln!("raw uploads: {}", l.local_addr().context("raw address")?);
+            doors.push(tokio::spawn(framewire_server::ingest::serve_raw(
+                l,
+                server.handle(),
+                stopped(stop_rx.clone()),
+            )));
+        }
+        if let Some(u) = udp_socket {
+            eprintln!("udp: {}", u.local_addr().context("UDP address")?);
+            doors.push(tokio::spawn(framewire_server::ingest::serve_udp(
+                u,
+                server.handle(),
+                stopped(stop_rx.clone()),
+            )));
+        }
         let hub = tokio::spawn(server.serve(listener, stopped(stop_rx)));
         Ok(RunningHub {
             addr,
             stop,
             hub,
+            doors,
             http,
         })
     }
@@ -152,6 +294,9 @@ impl RunningHub {
             .await
             .context("hub task failed")?
             .context("hub failed")?;
+        for d in self.doors {
+            let _ = tokio::time::timeout(HTTP_GRACE, d).await;
+        }
         if let Some(task) = self.http {
             // An open live view (MJPEG) never ends by itself; do not wait for it forever.
             match tokio::time::timeout(HTTP_GRACE, task).await {
