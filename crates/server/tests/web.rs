@@ -240,6 +240,17 @@ async fn listings_page_and_filter() {
     assert_eq!(v["files"].as_array().unwrap().len(), 1);
     assert_eq!(v["files"][0]["path"], "a/4.png");
 
+    let (s, _, b) = get(&hub, "/api/events").await;
+    assert_eq!(s, StatusCode::OK);
+    let ev = json(&b);
+    assert!(
+        ev.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "upload" && e["text"].as_str().unwrap().contains("a/4.png")),
+        "{ev}"
+    );
+
     let (s, _, b) = get(&hub, "/api/clients").await;
     assert_eq!(s, StatusCode::OK);
     let v = json(&b);

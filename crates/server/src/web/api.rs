@@ -198,3 +198,14 @@ pub(crate) async fn command(
 fn reply_text(b: &Bytes) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// `GET /api/events`: the recent event log (oldest first), as the dashboard's log shows it.
+pub(crate) async fn events(State(hub): State<HubHandle>) -> Json<Value> {
+    let (history, _) = hub.events().subscribe();
+    Json(Value::Array(
+        history
+            .iter()
+            .map(|e| json!({ "time_us": e.time_us, "kind": e.kind, "client": e.client, "text": e.text }))
+            .collect(),
+    ))
+}

@@ -46,7 +46,7 @@ fn needed(method: &Method, path: &str) -> Option<Perms> {
             Perms::DOWNLOAD
         });
     }
-    if path.starts_with("/thumbs/") || path == "/api/files" {
+    if path.starts_with("/thumbs/") || path == "/api/files" || path == "/api/events" {
         return Some(Perms::DOWNLOAD);
     }
     if path.starts_with("/streams/") || path == "/ws" {

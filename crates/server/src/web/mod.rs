@@ -86,6 +86,7 @@ pub fn router(hub: HubHandle) -> Router {
         .route("/api/streams", get(api::streams))
         .route("/api/files", get(api::files))
         .route("/api/devices", get(api::devices))
+        .route("/api/events", get(api::events))
         .route("/api/devices/{name}/commands", post(api::command))
         .route("/files/{*path}", get(files::download).put(files::upload))
         .route("/thumbs/{*path}", get(files::thumbnail))
