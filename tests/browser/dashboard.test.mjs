@@ -1,7 +1,10 @@
 // Real-browser test of the framewire dashboard: headless Debian chromium driven by playwright-core.
 //
 // Needs a running hub with live streams `cam-1` (and a device `cam-1`):
-//   FRAMEWIRE_HTTP=http://127.0.0.1:PORT   the dashboard (required)
+//   FRAMEWIRE_HTTP=http://127.0.0.1:PORT   the dashboard (required; https:// for a TLS hub, whose
+//                                          self-signed certificate the browser accepts; node's
+//                                          fetch needs NODE_EXTRA_CA_CERTS, the framewire client
+//                                          FRAMEWIRE_TLS_FINGERPRINT)
 //   FRAMEWIRE_SERVER=127.0.0.1:PORT        native port (for FRAMEWIRE_BIN)
 //   FRAMEWIRE_BIN=path/to/framewire        optional: sends a message to check the event log
 //   ARTIFACTS=dir                          screenshots go there
@@ -28,8 +31,9 @@ const STREAM = "cam-1";
 const DEVICE = "cam-1";
 const T = 15_000; // longest wait for any one thing
 
-if (!HTTP.startsWith("http://127.0.0.1:")) {
-  console.error("FRAMEWIRE_HTTP must be http://127.0.0.1:PORT (see run.sh)");
+const HTTPS = HTTP.startsWith("https://");
+if (!/^https?:\/\/127\.0\.0\.1:/.test(HTTP)) {
+  console.error("FRAMEWIRE_HTTP must be http://127.0.0.1:PORT or https://127.0.0.1:PORT (see run.sh)");
   process.exit(2);
 }
 
@@ -89,6 +93,8 @@ const context = await chromium.launchPersistentContext(profile, {
     "--no-first-run",
   ],
   viewport: { width: 1280, height: 900 },
+  // A TLS hub's self-signed certificate (what a person accepts once in the browser's warning).
+  ignoreHTTPSErrors: HTTPS,
 });
 const page = context.pages()[0] || (await context.newPage());
 page.setDefaultTimeout(T);

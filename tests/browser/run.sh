@@ -11,8 +11,11 @@
 #                   HUB_CMD='cargo run -q -p framewire-server --example dev_hub -- "$DATA"'
 #   ARTIFACTS       where screenshots go (default: a fresh temporary folder, printed)
 #   HUB_START_TIMEOUT  seconds to wait for the hub's addresses (default 300: HUB_CMD may compile)
+#   TLS=1       the demo hub serves TLS (`--tls-self-signed`): the dashboard is https://, the browser
+#               accepts the self-signed certificate, node's fetch trusts $DATA/tls/cert.pem, and
+#               the framewire client pins the printed fingerprint
 # The hub must print a line containing `listening on 127.0.0.1:PORT` (native port) and one
-# containing `http://127.0.0.1:PORT/` (dashboard).
+# containing `http://127.0.0.1:PORT/` or `https://127.0.0.1:PORT/` (dashboard).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,6 +44,9 @@ if [[ -z ${HUB_CMD:-} ]]; then
         (cd "$root" && cargo build -q -p framewire)
     fi
     HUB_CMD='"$FRAMEWIRE_BIN" demo --listen 127.0.0.1:0 --http 127.0.0.1:0 --data "$DATA"'
+    if [[ ${TLS:-0} == 1 ]]; then
+        HUB_CMD+=' --tls-self-signed'
+    fi
 fi
 if [[ ${FRAMEWIRE_BIN:-} == */* ]]; then
     FRAMEWIRE_BIN=$(cd "$(dirname "$FRAMEWIRE_BIN")" && pwd)/$(basename "$FRAMEWIRE_BIN")
@@ -74,7 +80,7 @@ http=""
 deadline=$((SECONDS + ${HUB_START_TIMEOUT:-300}))
 while [[ -z $native || -z $http ]]; do
     native=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$log" | head -n1 | sed 's/^listening on //' || true)
-    http=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/' "$log" | head -n1 || true)
+    http=$(grep -oE 'https?://127\.0\.0\.1:[0-9]+/' "$log" | head -n1 || true)
     if ! kill -0 "$hub_pid" 2>/dev/null; then
         echo "run.sh: the hub exited before printing its addresses:" >&2
         cat "$log" >&2
@@ -88,6 +94,13 @@ while [[ -z $native || -z $http ]]; do
     sleep 0.1
 done
 echo "hub: native $native, dashboard $http"
+if [[ $http == https://* ]]; then
+    fingerprint=$(grep -oE 'TLS certificate SHA-256: [0-9A-F:]+' "$log" | head -n1 | sed 's/.*: //' || true)
+    [[ -n $fingerprint ]] || { echo "run.sh: an https dashboard but no fingerprint:" >&2; cat "$log" >&2; exit 1; }
+    echo "hub: TLS certificate SHA-256 $fingerprint"
+    export FRAMEWIRE_TLS_FINGERPRINT="$fingerprint"
+    export NODE_EXTRA_CA_CERTS="$DATA/tls/cert.pem"
+fi
 
 status=0
 FRAMEWIRE_HTTP="${http%/}" FRAMEWIRE_SERVER="$native" \

@@ -10,11 +10,12 @@ mod cmd;
 mod format;
 mod logging;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use framewire_client::{Client, ConnectOptions};
+use framewire_client::{Client, ConnectOptions, TlsOptions};
 
 /// framewire: move files and live frames between devices and a hub.
 #[derive(Debug, Parser)]
@@ -46,6 +47,31 @@ struct Cli {
     )]
     tokens: Vec<String>,
 
+    /// Connect with TLS. The hub's certificate is checked against --tls-fingerprint, --tls-ca, or
+    /// else this system's CA certificates.
+    #[arg(long, global = true)]
+    tls: bool,
+
+    /// Accept exactly the hub certificate with this SHA-256 (as `serve` prints it: AB:CD:... or
+    /// plain hex). Implies --tls.
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEWIRE_TLS_FINGERPRINT",
+        value_name = "HEX",
+        value_parser = framewire_client::parse_fingerprint
+    )]
+    tls_fingerprint: Option<[u8; 32]>,
+
+    /// Verify the hub's certificate against the CA certificates in FILE (PEM; a self-signed hub's
+    /// cert.pem works). Implies --tls.
+    #[arg(long, global = true, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+
+    /// With --tls-ca: the name the hub's certificate must be for [default: the --server host].
+    #[arg(long, global = true, value_name = "NAME")]
+    tls_server_name: Option<String>,
+
     /// Print only results and errors (no progress, no summaries).
     #[arg(short, long, global = true)]
     quiet: bool,
@@ -61,7 +87,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a hub: store uploaded files under --data and serve clients on --listen.
-    Serve(cmd::serve::Args),
+    Serve(Box<cmd::serve::Args>),
     /// Send files and folders to the hub (folders recursively, named like `scp -r`).
     Send(cmd::send::Args),
     /// List files stored on the hub.
@@ -92,6 +118,10 @@ pub struct Global {
     /// Every `--token` given (a hub requires them all as valid tokens).
     tokens: Vec<String>,
     quiet: bool,
+    /// TLS for client commands (`None`: plain TCP).
+    tls: Option<TlsOptions>,
+    /// `--tls` was given (meaningless for `serve`, which is told so).
+    tls_flag: bool,
 }
 
 impl Global {
@@ -103,6 +133,7 @@ impl Global {
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(30),
+            tls: self.tls.clone(),
         }
     }
 
@@ -129,6 +160,8 @@ fn tune_allocator() {}
 
 fn main() -> ExitCode {
     tune_allocator();
+    // Exactly one rustls crypto provider, chosen before anything uses TLS.
+    framewire_server::tls::install_crypto_provider();
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Serve(_) | Command::Demo(_));
     let progress = logging::init(cli.verbose, cli.quiet, serving);
@@ -139,6 +172,16 @@ fn main() -> ExitCode {
         token: cli.tokens.last().cloned().unwrap_or_default(),
         tokens: cli.tokens,
         quiet: cli.quiet,
+        tls: (cli.tls
+            || cli.tls_fingerprint.is_some()
+            || cli.tls_ca.is_some()
+            || cli.tls_server_name.is_some())
+        .then_some(TlsOptions {
+            ca: cli.tls_ca,
+            fingerprint: cli.tls_fingerprint,
+            server_name: cli.tls_server_name,
+        }),
+        tls_flag: cli.tls,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -152,7 +195,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(a) => cmd::serve::run(&global, a).await,
+            Command::Serve(a) => cmd::serve::run(&global, *a).await,
             Command::Send(a) => cmd::send::run(&global, a, progress).await,
             Command::Ls(a) => cmd::ls::run(&global, a).await,
             Command::Get(a) => cmd::get::run(&global, a).await,

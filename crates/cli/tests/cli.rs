@@ -6,6 +6,8 @@
 mod doors;
 #[path = "cli/live.rs"]
 mod live;
+#[path = "cli/tls.rs"]
+mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -21,6 +23,7 @@ fn framewire() -> Command {
     let mut c = Command::new(BIN);
     c.env_remove("FRAMEWIRE_SERVER")
         .env_remove("FRAMEWIRE_TOKEN")
+        .env_remove("FRAMEWIRE_TLS_FINGERPRINT")
         .env_remove("RUST_LOG")
         .timeout(Duration::from_secs(30));
     c
@@ -171,6 +174,10 @@ struct Hub {
     child: Child,
     addr: String,
     http: String,
+    /// With TLS: the certificate's SHA-256 as printed (`AB:CD:...`); empty without.
+    fingerprint: String,
+    /// With `--plain-listen`: the plain TCP address beside the TLS one; empty without.
+    plain: String,
     lines: mpsc::Receiver<String>,
 }
 
@@ -215,6 +222,8 @@ impl Hub {
             child,
             addr: String::new(),
             http: String::new(),
+            fingerprint: String::new(),
+            plain: String::new(),
             lines,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -227,8 +236,17 @@ impl Hub {
             if let Some(rest) = line.split("listening on ").nth(1) {
                 hub.addr = rest.split_whitespace().next().unwrap().to_owned();
             }
-            if let Some(rest) = line.strip_prefix("dashboard: http://") {
+            if let Some(rest) = line
+                .strip_prefix("dashboard: http://")
+                .or_else(|| line.strip_prefix("dashboard: https://"))
+            {
                 hub.http = rest.trim_end_matches('/').to_owned();
+            }
+            if let Some(rest) = line.strip_prefix("TLS certificate SHA-256: ") {
+                hub.fingerprint = rest.trim().to_owned();
+            }
+            if let Some(rest) = line.strip_prefix("plain TCP (no TLS) clients: ") {
+                hub.plain = rest.trim().to_owned();
             }
         }
         assert!(hub.addr.starts_with("127.0.0.1:"), "{}", hub.addr);

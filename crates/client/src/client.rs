@@ -11,13 +11,14 @@ use framewire_proto::{
     DEFAULT_MAX_PAYLOAD, VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use crate::error::{ClientError, Result};
+use crate::tls::TlsOptions;
+use crate::transport::{self, HubReader, HubWriter};
 
 /// Entries asked for per [`List`] page.
 const LIST_PAGE_LIMIT: u32 = 1000;
@@ -36,6 +37,8 @@ pub struct ConnectOptions {
     /// Longest time without any progress while waiting for an answer or writing (a stuck hub
     /// turns into [`ClientError::Timeout`] after this).
     pub io_timeout: Duration,
+    /// Connect with TLS, checking the hub's certificate as these options say; `None`: plain TCP.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for ConnectOptions {
@@ -46,6 +49,7 @@ impl Default for ConnectOptions {
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -85,7 +89,7 @@ pub struct Client {
     pub(crate) addr: String,
     pub(crate) opts: ConnectOptions,
     pub(crate) welcome: Welcome,
-    pub(crate) writer: OwnedWriteHalf,
+    pub(crate) writer: HubWriter,
     pub(crate) incoming: mpsc::UnboundedReceiver<Incoming>,
     inflow: Arc<Inflow>,
     reader: JoinHandle<()>,
@@ -121,6 +125,10 @@ impl Client {
     /// made, [`ClientError::Hub`] if the hub refused the handshake (bad token, unsupported
     /// version...), [`ClientError::Timeout`] if it did not answer within
     /// [`ConnectOptions::handshake_timeout`], [`ClientError::NotAHub`] if something else answered.
+    /// With TLS: [`ClientError::NotTls`] if the port does not speak TLS,
+    /// [`ClientError::FingerprintMismatch`] if the hub's certificate is not the pinned one,
+    /// [`ClientError::Tls`] if it does not verify, [`ClientError::TlsSetup`] if the options cannot
+    /// be used.
     pub async fn connect(addr: &str, opts: ConnectOptions) -> Result<Client> {
         let stream = match timeout(opts.connect_timeout, TcpStream::connect(addr)).await {
             Err(_) => {
@@ -140,7 +148,13 @@ impl Client {
         // Small control messages (offers, pings) must not wait for Nagle; data goes out in
         // whole chunks anyway.
         stream.set_nodelay(true)?;
-        let (mut rd, mut writer) = stream.into_split();
+        let deadline = Instant::now() + opts.handshake_timeout;
+        let (mut rd, mut writer) = match &opts.tls {
+            None => transport::plain(stream),
+            Some(t) => transport::tls(
+                crate::tls::handshake(stream, addr, t, deadline, opts.handshake_timeout).await?,
+            ),
+        };
 
         let hello = Message::Hello(Hello {
             version: VERSION,
@@ -149,14 +163,16 @@ impl Client {
         });
         let mut out = BytesMut::with_capacity(4096);
         hello.encode(&mut out)?;
-        let deadline = Instant::now() + opts.handshake_timeout;
         let timed_out = || ClientError::Timeout {
             what: "the hub's Welcome",
             after: opts.handshake_timeout,
         };
-        tokio::time::timeout_at(deadline.into(), writer.write_all(&out))
-            .await
-            .map_err(|_| timed_out())??;
+        tokio::time::timeout_at(deadline.into(), async {
+            writer.write_all(&out).await?;
+            writer.flush().await
+        })
+        .await
+        .map_err(|_| timed_out())??;
         out.clear();
 
         let mut buf = BytesMut::with_capacity(64 << 10);
@@ -448,9 +464,14 @@ pub(crate) fn hub_error(e: ErrorMsg) -> ClientError {
     }
 }
 
-/// Writes all of `buf`, failing if the hub stops reading for longer than `limit`.
-pub(crate) async fn write_timed(w: &mut OwnedWriteHalf, buf: &[u8], limit: Duration) -> Result<()> {
-    match timeout(limit, w.write_all(buf)).await {
+/// Writes all of `buf` and flushes it (TLS buffers; plain TCP does not), failing if the hub stops
+/// reading for longer than `limit`.
+pub(crate) async fn write_timed(w: &mut HubWriter, buf: &[u8], limit: Duration) -> Result<()> {
+    let write = async {
+        w.write_all(buf).await?;
+        w.flush().await
+    };
+    match timeout(limit, write).await {
         Err(_) => Err(ClientError::Timeout {
             what: "the hub to take our data",
             after: limit,
@@ -470,7 +491,7 @@ pub(crate) fn now_us() -> i64 {
 /// Decodes messages from the socket and hands them over until the stream ends or breaks; the
 /// last thing sent is always the reason it stopped.
 async fn read_messages(
-    mut rd: OwnedReadHalf,
+    mut rd: HubReader,
     mut buf: BytesMut,
     max_payload: u32,
     tx: mpsc::UnboundedSender<Incoming>,

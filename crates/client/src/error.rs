@@ -38,6 +38,33 @@ pub enum ClientError {
         /// What was wrong with its answer.
         reason: String,
     },
+    /// The TLS settings cannot be used (an unreadable CA file, say).
+    #[error("TLS settings: {0}")]
+    TlsSetup(String),
+    /// A TLS client reached a port that does not speak TLS.
+    #[error("the hub at {addr} did not answer TLS (is it a plain port? drop --tls)")]
+    NotTls {
+        /// The address dialled.
+        addr: String,
+    },
+    /// The hub's certificate is not the pinned one: someone else may be answering.
+    #[error("the hub at {addr} presented a certificate with SHA-256 {got}, but the expected fingerprint is {expected}: refusing to connect (if the hub's certificate was replaced on purpose, use the fingerprint it prints at start-up)")]
+    FingerprintMismatch {
+        /// The address dialled.
+        addr: String,
+        /// The pinned fingerprint (`AB:CD:...`).
+        expected: String,
+        /// The fingerprint of the certificate presented.
+        got: String,
+    },
+    /// The TLS handshake failed for another reason (a certificate that does not verify, say).
+    #[error("TLS with the hub at {addr} failed: {reason}")]
+    Tls {
+        /// The address dialled.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// An expected answer did not arrive in time.
     #[error("timed out after {after:?} waiting for {what}")]
     Timeout {

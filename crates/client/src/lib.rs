@@ -15,7 +15,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A [`Client`] is one TCP connection. A background task reads and decodes the hub's messages;
+//! A [`Client`] is one TCP connection, plain or TLS ([`ConnectOptions::tls`]). A background task reads and decodes the hub's messages;
 //! each method writes its request and waits for the matching answer, never longer than the
 //! timeouts in [`ConnectOptions`]. Uploads keep many offers in flight and read, hash and send
 //! files on a blocking thread, so one connection can saturate a fast link.
@@ -28,6 +28,8 @@ mod error;
 mod live;
 mod plan;
 mod pump;
+mod tls;
+mod transport;
 mod upload;
 
 pub use client::{Client, ConnectOptions, PingResult};
@@ -38,6 +40,7 @@ pub use live::{
     PublisherSnapshot, ReceivedFrame, Subscriber,
 };
 pub use plan::{plan_upload, remote_dir, PlanProblem, UploadJob, UploadPlan};
+pub use tls::{certificate_fingerprint, format_fingerprint, parse_fingerprint, TlsOptions};
 pub use upload::{
     FailedFile, FileOutcome, ProgressEvent, SendOptions, SendReport, StoredFile, Totals,
 };

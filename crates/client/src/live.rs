@@ -491,6 +491,7 @@ async fn send_frame(c: &mut Client, stream: &str, f: &PendingFrame, offset_us: i
     c.flush_out().await?;
     c.writer.write_all(&head).await?;
     c.writer.write_all(&f.payload).await?;
+    c.writer.flush().await?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The framewire hub as a library: [`Server::open`] a data folder, then [`Server::serve`] a
-//! listener until a shutdown future resolves. The `framewire serve` command is a thin wrapper.
+//! listener (or [`Server::serve_listeners`] several, plain TCP or [`tls`]) until a shutdown future
+//! resolves. The `framewire serve` command is a thin wrapper.
 //!
 //! Inside: one task per connection ([`conn`]), a durable [`store`] with a group committer, and
 //! shared counters ([`stats`]).
@@ -16,13 +17,14 @@ mod server;
 pub mod stats;
 pub mod store;
 pub mod streams;
+pub mod tls;
 pub mod web;
 
 use std::sync::Arc;
 
 pub use config::Config;
 pub use error::ServerError;
-pub use server::Server;
+pub use server::{Listener, Server};
 
 /// State shared by every connection.
 pub(crate) struct Hub {

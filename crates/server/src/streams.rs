@@ -188,7 +188,7 @@ impl Stream {
     /// Offers a frame from a publisher at hub time `now_us`. Returns `false` (and counts it) if it
     /// is older than `max_latency_us` (0: no limit) and was dropped.
     pub fn publish(&self, frame: Frame, now_us: i64, max_latency_us: i64) -> bool {
-        let age = now_us - frame.capture_us;
+        let age = now_us.saturating_sub(frame.capture_us);
         if max_latency_us > 0 && age > max_latency_us {
             self.dropped_late.fetch_add(1, Relaxed);
             return false;
@@ -226,9 +226,10 @@ impl Stream {
         self.bytes_out
             .fetch_add(f.frame.payload.len() as u64, Relaxed);
         self.skipped.fetch_add(skipped, Relaxed);
-        self.hist_to_subscriber.record(now_us - f.frame.capture_us);
+        let age = now_us.saturating_sub(f.frame.capture_us);
+        self.hist_to_subscriber.record(age);
         let mut w = self.windows.lock().unwrap();
-        push_window(&mut w.to_subscriber, now_us - f.frame.capture_us);
+        push_window(&mut w.to_subscriber, age);
         w.departures.push_back(now_us);
         rate(&mut w.departures, now_us);
     }

@@ -62,8 +62,26 @@ async fn browser_and_garbage_get_clear_errors_and_hub_keeps_serving() {
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert!(reply.contains("native protocol port"), "{reply}");
 
+    // The start of a TLS ClientHello: a TLS client on this plain port is told so.
+    let mut tls = Raw::connect(hub.addr).await;
+    tls.send_raw(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03")
+        .await;
+    match tls.recv().await {
+        Message::Error(e) => {
+            assert_eq!((e.code, e.id), (ErrorCode::NotFramewire, 0));
+            assert!(
+                e.message
+                    .contains("this port is plain TCP (no TLS): connect without --tls"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(tls.try_recv().await.is_none(), "closed after the error");
+
     let mut junk = Raw::connect(hub.addr).await;
-    junk.send_raw(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03")
+    junk.send_raw(b"\x7f\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03")
         .await;
     match junk.recv().await {
         Message::Error(e) => {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use framewire_client::ConnectOptions;
+use framewire_client::{ConnectOptions, TlsOptions};
 use framewire_media::SourceSpec;
 use framewire_server::Config;
 use tokio::signal::unix::{signal, SignalKind};
@@ -33,6 +33,8 @@ pub struct Args {
     /// Data folder of the demo's hub.
     #[arg(long, default_value = "./framewire-demo-data", value_name = "DIR")]
     data: PathBuf,
+    #[command(flatten)]
+    tls: super::serve::TlsArgs,
 }
 
 /// Runs hub and cameras until SIGINT or SIGTERM.
@@ -43,11 +45,15 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(name) = global.explicit_name.as_ref() {
         config.hub_name = name.clone();
     }
+    let tls = args.tls.identity(&args.data)?;
     let doors = super::serve::Doors {
         http: Some(args.http.clone()),
+        plain: args.tls.plain_listen.clone(),
         ..Default::default()
     };
-    let mut hub = RunningHub::start(config, &args.listen, &doors).await?;
+    let mut hub = RunningHub::start(config, &args.listen, &doors, tls.as_ref()).await?;
+    // The cameras pin the hub's own certificate.
+    let camera_tls = hub.fingerprint.map(TlsOptions::pinned);
 
     let (stop, stop_rx) = watch::channel(false);
     let mut cameras = tokio::task::JoinSet::new();
@@ -57,6 +63,7 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             connect: ConnectOptions {
                 name: name.to_owned(),
                 token: global.token.clone(),
+                tls: camera_tls.clone(),
                 ..ConnectOptions::default()
             },
             source: SourceSpec::Synthetic { width, height },
@@ -77,10 +84,15 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("camera {name}: synthetic {width}x{height} at {fps} fps");
     }
     if !global.quiet {
-        eprintln!(
-            "try: framewire --server {} cmd cam-1 status   |   framewire --server {} watch cam-1",
-            hub.addr, hub.addr
-        );
+        let client = match hub.fingerprint {
+            None => format!("framewire --server {}", hub.addr),
+            Some(fp) => format!(
+                "framewire --server {} --tls-fingerprint {}",
+                hub.addr,
+                framewire_client::format_fingerprint(&fp)
+            ),
+        };
+        eprintln!("try: {client} cmd cam-1 status   |   {client} watch cam-1");
     }
 
     loop {

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use framewire_server::{Config, Server, ServerError};
+use framewire_server::tls::TlsIdentity;
+use framewire_server::{Config, Listener, Server, ServerError};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -38,7 +39,45 @@ pub struct Args {
     #[arg(long = "tokens", value_name = "FILE")]
     tokens_file: Option<PathBuf>,
     #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
     limits: Limits,
+}
+
+/// TLS for the hub: with a certificate, `--listen` and the dashboard speak TLS only.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct TlsArgs {
+    /// Serve TLS with this certificate (PEM, leaf first, then any intermediates); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key", group = "tls_source")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, EC or RSA).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve TLS with a self-signed certificate kept in DATA/tls/ (made on first start, reused
+    /// after); clients pin it with the SHA-256 printed at start-up (--tls-fingerprint).
+    #[arg(long, group = "tls_source")]
+    tls_self_signed: bool,
+    /// With TLS: also accept plain TCP framewire clients here (for microcontrollers that cannot do
+    /// TLS). Without it, every native client must use TLS.
+    #[arg(long, value_name = "ADDR", requires = "tls_source")]
+    pub plain_listen: Option<String>,
+}
+
+impl TlsArgs {
+    /// The hub's certificate, loaded or made, if TLS was asked for.
+    ///
+    /// # Errors
+    /// The files cannot be read or are not a certificate and its key; the self-signed one cannot be
+    /// made or saved.
+    pub fn identity(&self, data: &std::path::Path) -> anyhow::Result<Option<TlsIdentity>> {
+        let id = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => TlsIdentity::from_pem_files(cert, key)?,
+            _ if self.tls_self_signed => TlsIdentity::self_signed(data)?,
+            _ => return Ok(None),
+        };
+        Ok(Some(id))
+    }
 }
 
 /// The hub's limits (all optional; see `docs/RELIABILITY.md` for the defaults).
@@ -122,6 +161,8 @@ impl Limits {
 /// The extra doors a hub may open besides its native port.
 #[derive(Debug, Default, Clone)]
 pub struct Doors {
+    /// Plain TCP framewire clients, beside a TLS `--listen`.
+    pub plain: Option<String>,
     /// HTTP (dashboard and API).
     pub http: Option<String>,
     /// Raw TCP ingest.
@@ -141,16 +182,25 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(name) = global.explicit_name.as_ref() {
         config.hub_name = name.clone();
     }
+    if global.tls_flag {
+        return Err(crate::cmd::UsageError(
+            "--tls is for clients; a hub serves TLS with --tls-self-signed or --tls-cert FILE --tls-key FILE"
+                .into(),
+        )
+        .into());
+    }
+    let tls = args.tls.identity(&args.data)?;
     // Before anything can be announced: a signal that arrives once we say "listening" must
     // shut down gracefully, not kill the process.
     let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let doors = Doors {
+        plain: args.tls.plain_listen.clone(),
         http: (args.http != "off").then(|| args.http.clone()),
         raw: args.raw_listen.clone(),
         udp: args.udp.clone(),
     };
-    let mut hub = RunningHub::start(config, &args.listen, &doors).await?;
+    let mut hub = RunningHub::start(config, &args.listen, &doors, tls.as_ref()).await?;
     let which = tokio::select! {
         _ = sigint.recv() => "SIGINT",
         _ = sigterm.recv() => "SIGTERM",
@@ -165,6 +215,8 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 pub struct RunningHub {
     /// The native (framewire protocol) address.
     pub addr: SocketAddr,
+    /// With TLS: the SHA-256 of the hub's certificate, which clients pin.
+    pub fingerprint: Option<[u8; 32]>,
     stop: watch::Sender<bool>,
     hub: JoinHandle<Result<(), ServerError>>,
     doors: Vec<JoinHandle<std::io::Result<()>>>,
@@ -174,11 +226,17 @@ pub struct RunningHub {
 impl RunningHub {
     /// Opens the data folder, binds the addresses, starts serving, and prints
     /// `framewire hub listening on ADDR (data: DIR)` and `dashboard: http://ADDR/` (the real
-    /// ports, also for port 0).
+    /// ports, also for port 0). With `tls`, the native port and the dashboard speak TLS only, and
+    /// `TLS certificate SHA-256: AB:CD:...` and `dashboard: https://ADDR/` are printed.
     ///
     /// # Errors
     /// The data folder cannot be opened or an address cannot be bound.
-    pub async fn start(config: Config, listen: &str, doors: &Doors) -> anyhow::Result<Self> {
+    pub async fn start(
+        config: Config,
+        listen: &str,
+        doors: &Doors,
+        tls: Option<&TlsIdentity>,
+    ) -> anyhow::Result<Self> {
         let data = config.data_dir.clone();
         let open_hub = !config.tokens.enabled();
         let server = Server::open(config)
@@ -187,6 +245,14 @@ impl RunningHub {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let plain_listener = match doors.plain.as_deref() {
+            None => None,
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("cannot listen for plain TCP clients on {a}"))?,
+            ),
+        };
         let http_listener = match doors.http.as_deref() {
             None => None,
             Some(a) => Some(
@@ -213,7 +279,10 @@ impl RunningHub {
         };
         let addr = listener.local_addr().context("listener address")?;
         let mut exposed = !addr.ip().is_loopback();
-        for l in [&http_listener, &raw_listener].into_iter().flatten() {
+        for l in [&plain_listener, &http_listener, &raw_listener]
+            .into_iter()
+            .flatten()
+        {
             exposed |= l.local_addr().is_ok_and(|a| !a.ip().is_loopback());
         }
         exposed |= udp_socket
@@ -225,10 +294,31 @@ impl RunningHub {
                  WARNING: can upload, download, watch and command devices. Start it with --token TOKEN or --tokens FILE."
             );
         }
+        let with_tls = if tls.is_some() { " with TLS" } else { "" };
         eprintln!(
-            "framewire hub listening on {addr} (data: {})",
+            "framewire hub listening on {addr}{with_tls} (data: {})",
             data.display()
         );
+        if let Some(id) = tls {
+            if id.created {
+                eprintln!(
+                    "TLS: made a self-signed certificate, kept in {}",
+                    id.cert_path.display()
+                );
+            }
+            eprintln!("TLS certificate SHA-256: {}", id.fingerprint_hex());
+        }
+        let mut listeners = vec![match tls {
+            Some(id) => Listener::Tls(listener, id.native_acceptor()),
+            None => Listener::Plain(listener),
+        }];
+        if let Some(l) = plain_listener {
+            eprintln!(
+                "plain TCP (no TLS) clients: {}",
+                l.local_addr().context("plain address")?
+            );
+            listeners.push(Listener::Plain(l));
+        }
 
         // One signal stops both sides.
         let (stop, stop_rx) = watch::channel(false);
@@ -239,12 +329,25 @@ impl RunningHub {
             None => None,
             Some(l) => {
                 let http_addr = l.local_addr().context("HTTP address")?;
-                eprintln!("dashboard: http://{http_addr}/");
-                let task = tokio::spawn(framewire_server::web::serve_http(
-                    l,
-                    server.handle(),
-                    stopped(stop_rx.clone()),
-                ));
+                let task = match tls {
+                    None => {
+                        eprintln!("dashboard: http://{http_addr}/");
+                        tokio::spawn(framewire_server::web::serve_http(
+                            l,
+                            server.handle(),
+                            stopped(stop_rx.clone()),
+                        ))
+                    }
+                    Some(id) => {
+                        eprintln!("dashboard: https://{http_addr}/");
+                        tokio::spawn(framewire_server::web::serve_https(
+                            l,
+                            id.https_acceptor(),
+                            server.handle(),
+                            stopped(stop_rx.clone()),
+                        ))
+                    }
+                };
                 Some(task)
             }
         };
@@ -265,9 +368,10 @@ impl RunningHub {
                 stopped(stop_rx.clone()),
             )));
         }
-        let hub = tokio::spawn(server.serve(listener, stopped(stop_rx)));
+        let hub = tokio::spawn(server.serve_listeners(listeners, stopped(stop_rx)));
         Ok(RunningHub {
             addr,
+            fingerprint: tls.map(TlsIdentity::fingerprint),
             stop,
             hub,
             doors,

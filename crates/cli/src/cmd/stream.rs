@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use framewire_client::ConnectOptions;
 use framewire_media::SourceSpec;
@@ -77,10 +76,7 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         server: global.server.clone(),
         connect: ConnectOptions {
             name,
-            token: global.token.clone(),
-            connect_timeout: Duration::from_secs(5),
-            handshake_timeout: Duration::from_secs(10),
-            io_timeout: Duration::from_secs(30),
+            ..global.connect_options()
         },
         source,
         fps,

@@ -154,7 +154,7 @@ impl Session {
             .get_mut(&f.stream)
             .expect("registered above");
         if let Some(prev) = p.last_seq {
-            if f.seq > prev + 1 {
+            if f.seq > prev.saturating_add(1) {
                 p.stream
                     .publisher_skipped
                     .fetch_add(f.seq - prev - 1, Ordering::Relaxed);

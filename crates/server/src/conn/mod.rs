@@ -16,11 +16,11 @@ use framewire_proto::{
     check_preface, decode, DecodeError, ErrorCode, ErrorMsg, Hello, Message, Pong, Preface,
     Rejected, Text, Welcome, HTTP_REFUSAL, MAX_HELLO_PAYLOAD, VERSION,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Perms;
@@ -82,22 +82,133 @@ impl From<DecodeError> for Fatal {
     }
 }
 
-/// Serves one client until it leaves, breaks the protocol, or the hub shuts down.
-pub(crate) async fn serve_connection(
+/// What a client that spoke TLS to a plain port is told (its TLS library will not show it, but a
+/// packet capture or a hand-written client does).
+const PLAIN_PORT: &str = "this port is plain TCP (no TLS): connect without --tls";
+/// What a plaintext client on a TLS port is told.
+const TLS_PORT: &str =
+    "this port requires TLS: connect with --tls (and --tls-fingerprint or --tls-ca)";
+
+/// Serves one plain TCP client.
+pub(crate) async fn serve_tcp(
     stream: TcpStream,
     peer: SocketAddr,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
 ) {
+    let deadline = tokio::time::Instant::now() + hub.config.handshake_timeout;
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
+    serve_connection(rd, wr, peer, hub, shutdown, deadline).await;
+}
+
+/// Serves one client of a TLS port: the TLS handshake, then the framewire one, both within the
+/// handshake timeout. A plaintext client is answered in plaintext: told to use TLS.
+pub(crate) async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+) {
+    let deadline = tokio::time::Instant::now() + hub.config.handshake_timeout;
+    let _ = stream.set_nodelay(true);
+    let opened = tokio::select! {
+        o = open_tls(stream, &acceptor, deadline) => o,
+        // Shutdown does not wait for a handshake that has not finished.
+        _ = shutdown.cancelled() => return,
+    };
+    let stream = match opened {
+        Opened::Tls(s) => s,
+        Opened::Plain(stream) => {
+            let (rd, wr) = stream.into_split();
+            refuse_plaintext(rd, wr, peer, &hub, deadline).await;
+            return;
+        }
+        Opened::Failed(why) => {
+            tracing::debug!(%peer, reason = %why, "TLS handshake failed");
+            return;
+        }
+    };
+    let (rd, wr) = tokio::io::split(*stream);
+    serve_connection(rd, wr, peer, hub, shutdown, deadline).await;
+}
+
+/// A TLS port's connection after its first byte.
+enum Opened {
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Not a TLS client: nothing was read.
+    Plain(TcpStream),
+    Failed(String),
+}
+
+/// Completes the TLS handshake by `deadline`, unless the peer is not speaking TLS at all.
+async fn open_tls(
+    stream: TcpStream,
+    acceptor: &TlsAcceptor,
+    deadline: tokio::time::Instant,
+) -> Opened {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        Ok(Ok(_)) => return Opened::Failed("closed before the handshake".into()),
+        Ok(Err(e)) => return Opened::Failed(e.to_string()),
+        Err(_) => return Opened::Failed("no handshake within the time limit".into()),
+    }
+    if first[0] != crate::tls::TLS_HANDSHAKE_BYTE {
+        return Opened::Plain(stream);
+    }
+    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => Opened::Tls(Box::new(s)),
+        Ok(Err(e)) => Opened::Failed(e.to_string()),
+        Err(_) => Opened::Failed("no TLS handshake within the time limit".into()),
+    }
+}
+
+/// Tells a plaintext client on a TLS port to use TLS: a browser gets the HTTP 400 text, a
+/// framewire client an `Error` after its whole `Hello` was read (so the close is clean and the
+/// client reads the reason, instead of a reset).
+async fn refuse_plaintext<R, W>(
+    mut rd: R,
+    mut wr: W,
+    peer: SocketAddr,
+    hub: &Hub,
+    deadline: tokio::time::Instant,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(1024);
+    let r = tokio::time::timeout_at(deadline, read_hello(&mut rd, &mut buf, hub)).await;
+    tracing::info!(%peer, "refused: plaintext client on the TLS port");
+    match r {
+        Ok(Err(HandshakeEnd::Http)) => {
+            let _ = wr.write_all(HTTP_REFUSAL).await;
+            let _ = wr.shutdown().await;
+        }
+        Ok(Err(HandshakeEnd::Closed)) => {}
+        Ok(Ok(_)) => send_fatal(&mut wr, Fatal::new(ErrorCode::UnsupportedVersion, TLS_PORT)).await,
+        Ok(Err(HandshakeEnd::Fatal(_))) | Err(_) => {
+            send_fatal(&mut wr, Fatal::new(ErrorCode::NotFramewire, TLS_PORT)).await
+        }
+    }
+}
+
+/// Serves one client until it leaves, breaks the protocol, or the hub shuts down; the handshake
+/// must be complete by `deadline`.
+pub(crate) async fn serve_connection<R, W>(
+    mut rd: R,
+    mut wr: W,
+    peer: SocketAddr,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+    deadline: tokio::time::Instant,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut buf = BytesMut::with_capacity(8 * 1024);
-    let hello = match tokio::time::timeout(
-        hub.config.handshake_timeout,
-        read_hello(&mut rd, &mut buf, &hub),
-    )
-    .await
-    {
+    let hello = match tokio::time::timeout_at(deadline, read_hello(&mut rd, &mut buf, &hub)).await {
         Ok(Ok(h)) => h,
         Ok(Err(HandshakeEnd::Http)) => {
             let _ = wr.write_all(HTTP_REFUSAL).await;
@@ -150,11 +261,13 @@ pub(crate) async fn serve_connection(
         max_inflight: hub.config.max_inflight,
         hub_name: hub.config.hub_name.clone(),
     });
-    if wr
-        .write_all(&welcome.to_bytes().expect("welcome encodes"))
-        .await
-        .is_err()
-    {
+    // Flush: a TLS stream holds written bytes until flushed (plain TCP's flush does nothing).
+    let sent = async {
+        wr.write_all(&welcome.to_bytes().expect("welcome encodes"))
+            .await?;
+        wr.flush().await
+    };
+    if sent.await.is_err() {
         return;
     }
     tracing::info!(%peer, client = %name, "client connected");
@@ -196,14 +309,26 @@ pub(crate) async fn serve_connection(
     tracing::info!(%peer, client = %name, "client disconnected");
 }
 
-/// Tells a connection over a limit why it is closed (an `Error{Busy}`), within a second.
-pub(crate) async fn refuse(stream: TcpStream, why: String) {
-    let (_rd, mut wr) = stream.into_split();
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        send_fatal(&mut wr, Fatal::new(ErrorCode::Busy, why)),
-    )
-    .await;
+/// Tells a connection over a limit why it is closed (an `Error{Busy}`), within a second (two
+/// for a TLS port, whose handshake comes first).
+pub(crate) async fn refuse(stream: TcpStream, tls: Option<TlsAcceptor>, why: String) {
+    let busy = Fatal::new(ErrorCode::Busy, why);
+    let Some(acceptor) = tls else {
+        let (_rd, mut wr) = stream.into_split();
+        let _ = tokio::time::timeout(Duration::from_secs(1), send_fatal(&mut wr, busy)).await;
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    match open_tls(stream, &acceptor, deadline).await {
+        Opened::Tls(mut s) => {
+            let _ = tokio::time::timeout_at(deadline, send_fatal(&mut s, busy)).await;
+        }
+        Opened::Plain(s) => {
+            let (_rd, mut wr) = s.into_split();
+            let _ = tokio::time::timeout_at(deadline, send_fatal(&mut wr, busy)).await;
+        }
+        Opened::Failed(_) => {}
+    }
 }
 
 enum HandshakeEnd {
@@ -212,12 +337,20 @@ enum HandshakeEnd {
     Fatal(Fatal),
 }
 
-async fn read_hello(
-    rd: &mut OwnedReadHalf,
+async fn read_hello<R: AsyncRead + Unpin>(
+    rd: &mut R,
     buf: &mut BytesMut,
     hub: &Hub,
 ) -> Result<Hello, HandshakeEnd> {
     loop {
+        if buf.first() == Some(&crate::tls::TLS_HANDSHAKE_BYTE) {
+            // A TLS client on a plain port (a framewire Hello starts 01 00).
+            read_client_hello(rd, buf).await;
+            return Err(HandshakeEnd::Fatal(Fatal::new(
+                ErrorCode::NotFramewire,
+                PLAIN_PORT,
+            )));
+        }
         match check_preface(buf) {
             Preface::NeedMore => {}
             Preface::Http => return Err(HandshakeEnd::Http),
@@ -252,7 +385,26 @@ async fn read_hello(
     }
 }
 
-async fn send_fatal(wr: &mut OwnedWriteHalf, f: Fatal) {
+/// Reads the rest of a TLS client's first record (its ClientHello), for a moment at most, so that
+/// closing after the answer does not reset the connection under it.
+async fn read_client_hello<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(250);
+    loop {
+        let record = match buf.get(3..5) {
+            Some(n) => 5 + usize::from(u16::from_be_bytes([n[0], n[1]])),
+            None => 5,
+        };
+        if buf.len() >= record {
+            return;
+        }
+        match tokio::time::timeout_at(deadline, rd.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
+        }
+    }
+}
+
+async fn send_fatal<W: AsyncWrite + Unpin>(wr: &mut W, f: Fatal) {
     let msg = Message::Error(ErrorMsg {
         code: f.code,
         id: 0,
@@ -264,7 +416,7 @@ async fn send_fatal(wr: &mut OwnedWriteHalf, f: Fatal) {
     let _ = wr.shutdown().await;
 }
 
-async fn write_out(w: &mut BufWriter<OwnedWriteHalf>, o: &Out) -> std::io::Result<usize> {
+async fn write_out<W: AsyncWrite + Unpin>(w: &mut BufWriter<W>, o: &Out) -> std::io::Result<usize> {
     match o {
         Out::Msg(b) => w.write_all(b).await.map(|_| b.len()),
         Out::Frame(head, payload) => {
@@ -302,8 +454,8 @@ impl Activity {
     }
 }
 
-async fn write_loop(
-    wr: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    wr: W,
     mut rx: mpsc::Receiver<Out>,
     hub: Arc<Hub>,
     client: Arc<ClientEntry>,
@@ -377,9 +529,9 @@ impl Session {
         .await;
     }
 
-    async fn run(
+    async fn run<R: AsyncRead + Unpin>(
         &mut self,
-        rd: &mut OwnedReadHalf,
+        rd: &mut R,
         mut buf: BytesMut,
         shutdown: &CancellationToken,
     ) -> End {

@@ -24,18 +24,19 @@ use crate::HubHandle;
 /// Download buffers: large enough that throughput is not capped by the copy.
 const READ_BUFFER: usize = 256 * 1024;
 
-/// The peer's address when the server was started with connect info (absent in `oneshot` tests).
+/// The peer's address when the server was started with connect info, over plain HTTP or HTTPS
+/// (absent in `oneshot` tests).
 pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ext = &parts.extensions;
         Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
+            ext.get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0)
+                .or_else(|| ext.get::<ConnectInfo<super::PeerAddr>>().map(|c| c.0 .0)),
         ))
     }
 }

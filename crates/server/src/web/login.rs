@@ -6,9 +6,10 @@ use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
+use axum::{Extension, Form};
 use serde::Deserialize;
 
+use super::https::ServedOverHttps;
 use super::AppError;
 use crate::auth::{Identity, Perms};
 use crate::HubHandle;
@@ -125,7 +126,11 @@ pub(crate) struct LoginForm {
 }
 
 /// `POST /login`: a valid token sets the cookie and goes to the dashboard.
-pub(crate) async fn login(State(hub): State<HubHandle>, Form(f): Form<LoginForm>) -> Response {
+pub(crate) async fn login(
+    State(hub): State<HubHandle>,
+    https: Option<Extension<ServedOverHttps>>,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let tokens = &hub.config().tokens;
     if tokens.enabled() && tokens.check(&f.token).is_none() {
         return (
@@ -137,7 +142,10 @@ pub(crate) async fn login(State(hub): State<HubHandle>, Form(f): Form<LoginForm>
     // The cookie holds the token itself: the hub keeps no session state, and HttpOnly keeps it
     // away from scripts. Tokens are long random strings, so this is no weaker than the header.
     let value = f.token.replace([';', ',', ' ', '"', '\\'], "");
-    let cookie = format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000");
+    // Over HTTPS the browser must never send it in the clear (to a plain HTTP port, say).
+    let secure = if https.is_some() { "; Secure" } else { "" };
+    let cookie =
+        format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000{secure}");
     let mut res = Redirect::to("/").into_response();
     if let Ok(v) = header::HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);

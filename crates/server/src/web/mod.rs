@@ -10,6 +10,7 @@
 mod api;
 mod assets;
 mod files;
+mod https;
 mod live;
 mod login;
 mod metrics;
@@ -27,6 +28,8 @@ use tokio::net::TcpListener;
 
 use crate::store::Refusal;
 use crate::HubHandle;
+
+pub use https::{PeerAddr, TlsListener};
 
 /// An error answered as JSON `{"error": message}` with its status code.
 #[derive(Debug)]
@@ -121,6 +124,30 @@ pub async fn serve_http(
 ) -> std::io::Result<()> {
     let closing = hub.web_closing().clone();
     let app = router(hub).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.cancel();
+        })
+        .await
+}
+
+/// Serves the HTTP app over TLS on `listener` until `shutdown` resolves. Handshakes run in tasks
+/// of their own, each within the hub's handshake timeout; the login cookie is `Secure`.
+///
+/// # Errors
+/// If the listener fails.
+pub async fn serve_https(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    hub: HubHandle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = TlsListener::new(listener, acceptor, hub.config().handshake_timeout)?;
+    let closing = hub.web_closing().clone();
+    let app = router(hub)
+        .layer(axum::Extension(https::ServedOverHttps))
+        .into_make_service_with_connect_info::<PeerAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
