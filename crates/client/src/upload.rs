@@ -495,8 +495,13 @@ impl Run {
                 Event::Hub(m) => {
                     self.on_incoming(client, pump, m, progress).await?;
                     // Answers come in bursts (group commit): take all that are here before
-                    // writing, so the offers they free go out in one write.
-                    while let Ok(m) = client.incoming.try_recv() {
+                    // writing, so the offers they free go out in one write. Stop after the last
+                    // file's answer: what follows it (a hub shutting down says so right after its
+                    // last answers) does not concern this upload.
+                    while !self.finished() {
+                        let Ok(m) = client.incoming.try_recv() else {
+                            break;
+                        };
                         self.on_incoming(client, pump, Some(m), progress).await?;
                     }
                 }
