@@ -18,9 +18,8 @@
 # docs/live-frame-age.svg. Logs: bench/work/live/.
 #
 # --wait-idle S: first wait (at most S seconds) for 5 quiet seconds, in which
-# everything together used under 10% of one core; on a shared machine a build
-# next door halves framewire's throughput (it needs a CPU for each of its three
-# processes' work).
+# everything together used under 10% of one core. On a shared 2-core machine a
+# build next door moves every figure here (see "Noise" in docs/BENCHMARKS.md).
 #
 # --rt: also run the latency scenario with every process involved (hub,
 # publisher, subscribers, ImageZMQ's sender and hub) under SCHED_FIFO priority
@@ -52,7 +51,7 @@ while (($#)); do
     --no-build) BUILD=0; shift ;;
     --wait-idle) WAIT_IDLE=${2:?--wait-idle needs seconds}; shift 2 ;;
     --rt) RT=1; shift ;;
-    -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
 done

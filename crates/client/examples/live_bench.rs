@@ -4,12 +4,17 @@
 //!
 //! ```text
 //! live_bench throughput --hub 127.0.0.1:PORT --frames DIR [--seconds 5] [--stream NAME]
+//!                       [--feed closed-loop|poll] [--feed-poll-us 100] [--hub-pid PID]
 //! live_bench latency    --hub 127.0.0.1:PORT --frames DIR [--seconds 10] [--fps 30]
 //! live_bench slow       --hub 127.0.0.1:PORT --frames DIR [--seconds 6] [--fps 60] [--sleep-ms 100]
 //! ```
 //!
 //! - `throughput`: the frames of DIR in a loop, as fast as the pipeline takes them; one subscriber
-//!   consuming as fast as it can. Frames/s and MB/s received, publisher → hub → subscriber.
+//!   consuming as fast as it can. Frames/s and MB/s received, publisher → hub → subscriber, and
+//!   the CPU time this process and the hub (`--hub-pid`) used per delivered frame. `--feed
+//!   closed-loop` (the default) hands the publisher a new frame each time the
+//!   subscriber receives one, two in flight; `--feed poll` feeds from a thread that looks every
+//!   `--feed-poll-us` whether the publisher took the last frame.
 //! - `latency`: one frame every 1/fps s; one fast subscriber. Age of every frame when `next()`
 //!   hands it over (wall clock at the `publish` call to wall clock at `next()` returning), µs.
 //! - `slow`: a publisher at `fps`; a subscriber that sleeps `sleep-ms` per frame (a detector),
@@ -90,7 +95,7 @@ impl Args {
             fps,
             sleep_ms: 100,
             feed_poll: Duration::from_micros(FEED_POLL_US),
-            closed_loop: false,
+            closed_loop: true,
             hub_pid: None,
         };
         while let Some(flag) = it.next() {
