@@ -503,30 +503,66 @@ async fn run_publisher(
     shared: Arc<PublisherShared>,
     commands: mpsc::Sender<DeviceCommand>,
 ) {
+    let s = Arc::clone(&shared);
+    let stream = publish.stream.clone();
+    keep_connected(
+        &addr,
+        &opts,
+        first,
+        &shared.link,
+        &shared.stop,
+        &shared.stopped,
+        &stream,
+        move |c| {
+            // Each session owns what it uses, so its future borrows only the connection.
+            let (publish, s, commands) = (publish.clone(), Arc::clone(&s), commands.clone());
+            Box::pin(async move { publish_session(c, &publish, &s, &commands).await })
+        },
+    )
+    .await;
+}
+
+/// A session on one connection; `Ok` means stop was asked for.
+type Session<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>;
+
+/// Runs `session` on `first`, then on a new connection (made with backoff) each time the session
+/// fails, until a session ends normally or the handle asks to stop.
+#[allow(clippy::too_many_arguments)]
+async fn keep_connected(
+    addr: &str,
+    opts: &ConnectOptions,
+    first: Client,
+    link: &LinkState,
+    stop: &Notify,
+    stopped: &AtomicBool,
+    stream: &str,
+    mut session: impl for<'a> FnMut(&'a mut Client) -> Session<'a>,
+) {
     let mut client = Some(first);
     loop {
         let mut c = match client.take() {
             Some(c) => c,
             None => {
-                if shared.stopped.load(Relaxed) {
+                if stopped.load(Relaxed) {
                     return;
                 }
-                match connect_with_backoff(&addr, &opts, &shared.link, &shared.stop).await {
+                match connect_with_backoff(addr, opts, link, stop).await {
                     Some(c) => {
-                        shared.link.reconnects.fetch_add(1, Relaxed);
+                        link.reconnects.fetch_add(1, Relaxed);
                         c
                     }
                     None => return,
                 }
             }
         };
-        shared.link.connected.store(true, Relaxed);
-        let why = match publish_session(&mut c, &publish, &shared, &commands).await {
+        link.connected.store(true, Relaxed);
+        match session(&mut c).await {
             Ok(()) => return,
-            Err(e) => e.to_string(),
-        };
-        tracing::info!(stream = %publish.stream, error = %why, "connection to the hub lost; reconnecting");
-        shared.link.lost(why);
+            Err(e) => {
+                tracing::info!(%stream, error = %e, "connection to the hub lost; reconnecting");
+                link.lost(e.to_string());
+            }
+        }
     }
 }
 
@@ -744,32 +780,21 @@ async fn run_subscriber(
     shared: Arc<SubscriberShared>,
     frames: mpsc::Sender<ReceivedFrame>,
 ) {
-    let mut client = Some(first);
-    loop {
-        let mut c = match client.take() {
-            Some(c) => c,
-            None => {
-                if shared.stopped.load(Relaxed) {
-                    return;
-                }
-                match connect_with_backoff(&addr, &opts, &shared.link, &shared.stop).await {
-                    Some(c) => {
-                        shared.link.reconnects.fetch_add(1, Relaxed);
-                        c
-                    }
-                    None => return,
-                }
-            }
-        };
-        shared.link.connected.store(true, Relaxed);
-        match subscribe_session(&mut c, &stream, &shared, &frames).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::info!(%stream, error = %e, "connection to the hub lost; reconnecting");
-                shared.link.lost(e.to_string());
-            }
-        }
-    }
+    let (s, name) = (Arc::clone(&shared), stream.clone());
+    keep_connected(
+        &addr,
+        &opts,
+        first,
+        &shared.link,
+        &shared.stop,
+        &shared.stopped,
+        &stream,
+        move |c| {
+            let (name, s, frames) = (name.clone(), Arc::clone(&s), frames.clone());
+            Box::pin(async move { subscribe_session(c, &name, &s, &frames).await })
+        },
+    )
+    .await;
 }
 
 async fn subscribe_session(
