@@ -14,22 +14,21 @@ use framewire_client::{
     SendOptions, TlsOptions,
 };
 use framewire_server::tls::TlsIdentity;
-use framewire_server::{Config, Listener, Server};
+use framewire_server::{Config, HubBuilder, RunningHub};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 
 const T: Duration = Duration::from_secs(20);
 
-/// A hub on a TLS port, and optionally a plain one, with its certificate.
+/// A hub on a TLS port, and optionally a plain one, with its certificate and HTTPS.
 struct Hub {
     tls_addr: String,
     plain_addr: Option<String>,
+    https_addr: std::net::SocketAddr,
     identity: TlsIdentity,
     handle: framewire_server::HubHandle,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    running: Option<RunningHub>,
 }
 
 impl Hub {
@@ -38,33 +37,22 @@ impl Hub {
         let mut config = Config::new(data);
         config.handshake_timeout = Duration::from_secs(2);
         tweak(&mut config);
-        let server = Server::open(config).await.unwrap();
-        let handle = server.handle();
-        let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let tls_addr = tls.local_addr().unwrap().to_string();
-        let mut listeners = vec![Listener::Tls(tls, identity.native_acceptor())];
-        let mut plain_addr = None;
+        // The same certificate, loaded again from the data folder, for the hub itself.
+        let mut b = HubBuilder::new(config)
+            .tls(TlsIdentity::self_signed(data).unwrap())
+            .listen("127.0.0.1:0")
+            .http("127.0.0.1:0");
         if plain {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            plain_addr = Some(l.local_addr().unwrap().to_string());
-            listeners.push(Listener::Plain(l));
+            b = b.plain("127.0.0.1:0");
         }
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .serve_listeners(listeners, async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
+        let running = b.start().await.unwrap();
         Hub {
-            tls_addr,
-            plain_addr,
+            tls_addr: running.addr().to_string(),
+            plain_addr: running.plain_addr().map(|a| a.to_string()),
+            https_addr: running.http_addr().unwrap(),
             identity,
-            handle,
-            stop: Some(stop),
-            task,
+            handle: running.handle(),
+            running: Some(running),
         }
     }
 
@@ -80,8 +68,7 @@ impl Hub {
     }
 
     async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(T, &mut self.task)
+        tokio::time::timeout(T, self.running.take().unwrap().shutdown())
             .await
             .expect("hub stops")
             .unwrap();
@@ -444,17 +431,7 @@ async fn the_dashboard_over_https() {
         c.tokens = framewire_server::auth::Tokens::from_flags(&["s3cret".into()]);
     })
     .await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_web, web_rx) = oneshot::channel::<()>();
-    let web = tokio::spawn(framewire_server::web::serve_https(
-        listener,
-        hub.identity.https_acceptor(),
-        hub.handle.clone(),
-        async {
-            let _ = web_rx.await;
-        },
-    ));
+    let addr = hub.https_addr;
     let https = Https {
         addr,
         connector: tokio_rustls::TlsConnector::from(Arc::new(pinned_rustls_config(Some(
@@ -553,11 +530,5 @@ async fn the_dashboard_over_https() {
     );
 
     publisher.close(Duration::from_secs(1)).await;
-    let _ = stop_web.send(());
-    tokio::time::timeout(T, web)
-        .await
-        .expect("HTTPS side stops")
-        .unwrap()
-        .unwrap();
     hub.stop().await;
 }

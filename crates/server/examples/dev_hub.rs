@@ -21,9 +21,9 @@ use framewire_proto::{
     decode, frame_format, Frame, Hello, Message, Pong, RegisterDevice, Reply, ReplyStatus,
     DEFAULT_MAX_PAYLOAD, VERSION,
 };
-use framewire_server::{Config, HubHandle, Server};
+use framewire_server::{Config, HubBuilder, HubHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
@@ -48,23 +48,16 @@ async fn main() -> AnyResult<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
 
-    let server = Server::open(Config::new(&data)).await?;
-    let hub = server.handle();
-    let native = TcpListener::bind("127.0.0.1:0").await?;
-    let http = TcpListener::bind("127.0.0.1:0").await?;
-    let native_addr = native.local_addr()?;
-    let http_addr = http.local_addr()?;
+    let running = HubBuilder::new(Config::new(&data))
+        .listen("127.0.0.1:0")
+        .http("127.0.0.1:0")
+        .start()
+        .await?;
+    let hub = running.handle();
+    let native_addr = running.addr();
+    let http_addr = running.http_addr().expect("asked for HTTP");
 
     let stop = CancellationToken::new();
-    let hub_task = tokio::spawn({
-        let stop = stop.clone();
-        async move { server.serve(native, stop.cancelled_owned()).await }
-    });
-    let http_task = tokio::spawn(framewire_server::web::serve_http(
-        http,
-        hub.clone(),
-        stop.clone().cancelled_owned(),
-    ));
     for (i, name) in STREAMS.iter().enumerate() {
         tokio::spawn(feed_stream(
             hub.clone(),
@@ -90,12 +83,7 @@ async fn main() -> AnyResult<()> {
     }
     println!("stopping");
     stop.cancel();
-    hub_task.await??;
-    // An open MJPEG view never ends by itself, and graceful shutdown would wait for it forever.
-    match tokio::time::timeout(Duration::from_secs(2), http_task).await {
-        Ok(r) => r??,
-        Err(_) => eprintln!("live views still open; closing them"),
-    }
+    running.shutdown().await?;
     Ok(())
 }
 

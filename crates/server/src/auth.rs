@@ -46,6 +46,30 @@ impl Perms {
         }
     }
 
+    /// Every permission held, in words (`upload, publish`; `admin` for all).
+    pub fn names(self) -> String {
+        if self.allows(Perms::ADMIN) {
+            return "admin".into();
+        }
+        let all = [
+            Perms::UPLOAD,
+            Perms::DOWNLOAD,
+            Perms::PUBLISH,
+            Perms::SUBSCRIBE,
+            Perms::COMMAND,
+        ];
+        let held: Vec<&str> = all
+            .into_iter()
+            .filter(|p| self.allows(*p))
+            .map(Perms::name)
+            .collect();
+        if held.is_empty() {
+            "no permissions".into()
+        } else {
+            held.join(", ")
+        }
+    }
+
     fn parse(word: &str) -> Option<Perms> {
         Some(match word {
             "upload" => Perms::UPLOAD,
@@ -191,6 +215,14 @@ impl Tokens {
             self.add(token, name, p);
         }
         Ok(())
+    }
+
+    /// The identity of the token named `name` (the first one, if several share it).
+    pub fn by_name(&self, name: &str) -> Option<Identity> {
+        self.entries
+            .iter()
+            .find(|e| e.who.name == name)
+            .map(|e| e.who.clone())
     }
 
     /// Who `presented` belongs to: `Some` for a valid token, or for anyone when no tokens are

@@ -11,9 +11,20 @@ pub enum ServerError {
     /// The SQLite index could not be opened or updated.
     #[error("index: {0}")]
     Index(#[source] rusqlite::Error),
-    /// Accepting connections failed.
-    #[error("listener: {0}")]
-    Listen(#[source] std::io::Error),
+    /// An address could not be bound (`what` names the door).
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        /// The door.
+        what: &'static str,
+        /// The address asked for.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A door's configuration cannot work (for example a tokenless door on a hub with tokens).
+    #[error("{0}")]
+    Door(String),
     /// A start-up task failed to run.
     #[error("start-up task failed: {0}")]
     Task(String),

@@ -1,44 +1,64 @@
-//! The framewire hub as a library: [`Server::open`] a data folder, then [`Server::serve`] a
-//! listener (or [`Server::serve_listeners`] several, plain TCP or [`tls`]) until a shutdown future
-//! resolves. The `framewire serve` command is a thin wrapper.
+//! The framewire hub as a library. [`HubBuilder`] takes a [`Config`] and the doors wanted (the
+//! native port, plain or TLS; HTTP/HTTPS; raw TCP; UDP) and starts a [`RunningHub`] that owns every
+//! listener and task until [`RunningHub::shutdown`]. The `framewire serve` command only turns
+//! flags into a builder.
 //!
-//! Inside: one task per connection ([`conn`]), a durable [`store`] with a group committer, and
-//! shared counters ([`stats`]).
+//! ```no_run
+//! # async fn run() -> Result<(), framewire_server::ServerError> {
+//! use framewire_server::{Config, HubBuilder};
+//!
+//! let hub = HubBuilder::new(Config::new("./framewire-data"))
+//!     .listen("127.0.0.1:7878")
+//!     .http("127.0.0.1:7879")
+//!     .start()
+//!     .await?;
+//! println!("native port {}", hub.addr());
+//! hub.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Inside: every connection passes one [`gate`] (connection budgets, deadlines, blocking-work
+//! budgets, door identities); every upload passes one pipeline (`upload`) over a [`store::Storage`];
+//! each door ([`doors`]) only translates its wire format.
 
 pub mod auth;
+mod builder;
 pub mod clients;
+mod compat;
 mod config;
 mod conn;
 pub mod devices;
+pub mod doors;
 mod error;
 pub mod events;
-pub mod ingest;
-mod server;
+pub mod gate;
 pub mod stats;
 pub mod store;
 pub mod streams;
 pub mod tls;
+mod upload;
 pub mod web;
 
 use std::sync::Arc;
 
+pub use builder::{HubBuilder, Listener, RunningHub};
+pub use compat::Server;
 pub use config::Config;
 pub use error::ServerError;
-pub use server::{Listener, Server};
+pub use gate::{Cidr, DoorPolicy};
 
-/// State shared by every connection.
+/// State shared by every door and connection.
 pub(crate) struct Hub {
     pub(crate) config: Config,
-    pub(crate) store: Arc<store::Store>,
+    pub(crate) storage: Arc<dyn store::Storage>,
+    pub(crate) pipeline: Arc<upload::Pipeline>,
+    pub(crate) gate: gate::Gate,
     pub(crate) stats: Arc<stats::Stats>,
     pub(crate) streams: streams::StreamHub,
     pub(crate) devices: devices::DeviceRegistry,
     pub(crate) clients: clients::ClientRegistry,
-    pub(crate) events: events::EventLog,
-    /// Cancelled when the HTTP side shuts down: ends live MJPEG and WebSocket responses, which
-    /// would otherwise hold graceful shutdown open forever.
-    pub(crate) web_closing: tokio_util::sync::CancellationToken,
-    pub(crate) udp: ingest::UdpStats,
+    pub(crate) events: Arc<events::EventLog>,
+    pub(crate) udp: doors::udp::UdpStats,
     next_conn: std::sync::atomic::AtomicU64,
 }
 
@@ -81,22 +101,32 @@ impl HubHandle {
     }
 
     /// The stored files.
-    pub fn store(&self) -> &Arc<store::Store> {
-        &self.0.store
+    pub fn store(&self) -> &Arc<dyn store::Storage> {
+        &self.0.storage
     }
 
     /// Counters of the UDP door.
-    pub fn udp_stats(&self) -> &ingest::UdpStats {
+    pub fn udp_stats(&self) -> &doors::udp::UdpStats {
         &self.0.udp
     }
 
-    /// Cancelled when the HTTP side shuts down.
+    /// Cancelled when the hub begins to shut down: ends live MJPEG and WebSocket responses, which
+    /// would otherwise hold graceful shutdown open forever.
     pub fn web_closing(&self) -> &tokio_util::sync::CancellationToken {
-        &self.0.web_closing
+        &self.0.gate.stop
     }
 
     /// The settings the hub runs with.
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    /// Connections admitted by the gate now, all doors together.
+    pub fn open_connections(&self) -> usize {
+        self.0.gate.open_connections()
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.0
     }
 }

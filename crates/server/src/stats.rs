@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use framewire_proto::ErrorCode;
+use framewire_proto::{ErrorCode, StoredStatus};
 
 /// Counters of everything the hub did since it started.
 #[derive(Debug, Default)]
@@ -35,17 +35,25 @@ impl Stats {
         self.bytes_stored.store(bytes, Relaxed);
     }
 
-    pub(crate) fn file_stored(&self, size: u64, replaced: bool) {
+    pub(crate) fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Relaxed);
+        self.connections_total.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Relaxed);
+    }
+
+    /// A file of `size` bytes was stored, replacing one of `replaced_size` bytes (0: none).
+    pub(crate) fn file_stored(&self, size: u64, replaced_size: u64, status: StoredStatus) {
         self.uploads_committed.fetch_add(1, Relaxed);
-        if !replaced {
+        if status == StoredStatus::New {
             self.files_stored.fetch_add(1, Relaxed);
         }
         self.bytes_stored.fetch_add(size, Relaxed);
-    }
-
-    /// Whether `more` bytes fit under `max_storage` (0: no limit).
-    pub fn storage_has_room(&self, more: u64, max_storage: u64) -> bool {
-        max_storage == 0 || self.bytes_stored.load(Relaxed).saturating_add(more) <= max_storage
+        let _ = self
+            .bytes_stored
+            .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(replaced_size)));
     }
 
     pub(crate) fn file_unchanged(&self) {

@@ -7,17 +7,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use framewire_proto::*;
-use framewire_server::ingest::{serve_raw, serve_udp};
+use framewire_server::DoorPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn raw_door(hub: &Hub) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve_raw(listener, hub.handle.clone(), async {
-        let _ = stopped.await;
-    }));
-    (addr, stop)
+async fn start_raw(
+    tweak: impl FnOnce(&mut framewire_server::Config),
+) -> (Hub, std::net::SocketAddr) {
+    let doors = Doors {
+        raw: Some(DoorPolicy::default()),
+        ..Doors::default()
+    };
+    let hub = Hub::start_with(tempfile::tempdir().unwrap(), tweak, doors).await;
+    let addr = hub.raw_addr.unwrap();
+    (hub, addr)
 }
 
 fn stored_under(hub: &Hub, dir: &str) -> Vec<std::path::PathBuf> {
@@ -31,12 +33,11 @@ fn stored_under(hub: &Hub, dir: &str) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn raw_tcp_bytes_become_one_stored_file() {
-    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| {
+    let (hub, addr) = start_raw(|c| {
         c.max_file_size = 200_000;
         c.raw_idle_timeout = Duration::from_millis(300);
     })
     .await;
-    let (addr, _stop) = raw_door(&hub).await;
     let jpeg: Vec<u8> = [
         &[0xffu8, 0xd8, 0xff, 0xe0][..],
         &vec![7u8; 150_000][..],
@@ -114,13 +115,12 @@ async fn raw_tcp_bytes_become_one_stored_file() {
 
 #[tokio::test]
 async fn udp_datagrams_carry_messages_and_frames() {
-    let hub = Hub::start().await;
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let door = tokio::spawn(serve_udp(socket, hub.handle.clone(), async {
-        let _ = stopped.await;
-    }));
+    let doors = Doors {
+        udp: Some(DoorPolicy::default()),
+        ..Doors::default()
+    };
+    let hub = Hub::start_with(tempfile::tempdir().unwrap(), |_| {}, doors).await;
+    let addr = hub.udp_addr.unwrap();
     let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let text = Message::Text(Text {
         id: 1,
@@ -187,7 +187,5 @@ async fn udp_datagrams_carry_messages_and_frames() {
             .seq,
         3
     );
-    stop.send(()).unwrap();
-    door.await.unwrap().unwrap();
     hub.stop().await;
 }

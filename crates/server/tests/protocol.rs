@@ -614,7 +614,7 @@ async fn list_and_get_stream_stored_files() {
     let (mut c, _) = Raw::hello(hub.addr).await;
     for (i, p) in ["a/1", "a/2", "b/1"].iter().enumerate() {
         assert_stored(
-            &c.upload(i as u32, p, p.as_bytes(), 0).await,
+            &c.upload(i as u32 + 1, p, p.as_bytes(), 0).await,
             StoredStatus::New,
         );
     }

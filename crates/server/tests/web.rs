@@ -685,14 +685,12 @@ async fn ws_text(s: &mut tokio::net::TcpStream) -> String {
 
 #[tokio::test]
 async fn websocket_streams_events_and_stats() {
-    let hub = Hub::start().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http = listener.local_addr().unwrap();
-    let handle = hub.handle.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(framewire_server::web::serve_http(listener, handle, async {
-        let _ = stopped.await;
-    }));
+    let doors = Doors {
+        http: true,
+        ..Doors::default()
+    };
+    let hub = Hub::start_with(tempfile::tempdir().unwrap(), |_| {}, doors).await;
+    let http = hub.http_addr.unwrap();
     let (mut c, _) = Raw::hello(hub.addr).await;
     c.send(Message::Text(Text {
         id: 1,
@@ -743,34 +741,23 @@ async fn websocket_streams_events_and_stats() {
         kinds.iter().any(|t| t == "before"),
         "history first: {kinds:?}"
     );
-    stop.send(()).unwrap();
     drop(ws);
-    tokio::time::timeout(T, server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
     hub.stop().await;
 }
 
 /// Graceful shutdown must not wait for live responses to end by themselves (found by the browser
-/// test: an open MJPEG viewer held `serve_http` forever).
+/// test: an open MJPEG viewer held the HTTP side's shutdown forever).
 #[tokio::test]
 async fn http_shutdown_ends_live_mjpeg_viewers() {
-    let hub = Hub::start().await;
+    let doors = Doors {
+        http: true,
+        ..Doors::default()
+    };
+    let hub = Hub::start_with(tempfile::tempdir().unwrap(), |_| {}, doors).await;
     let (mut publisher, _) = Raw::hello(hub.addr).await;
     publisher.send(jpeg_frame(1)).await;
     assert!(matches!(publisher.recv().await, Message::FrameAck(_)));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(framewire_server::web::serve_http(
-        listener,
-        hub.handle.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let http = hub.http_addr.unwrap();
     let mut viewer = tokio::net::TcpStream::connect(http).await.unwrap();
     viewer
         .write_all(b"GET /streams/cam.mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -782,11 +769,10 @@ async fn http_shutdown_ends_live_mjpeg_viewers() {
         .unwrap()
         .unwrap();
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server)
+    tokio::time::timeout(Duration::from_secs(5), hub.stop())
         .await
-        .expect("serve_http returns while a viewer is still connected")
-        .unwrap()
-        .unwrap();
-    hub.stop().await;
+        .expect("the hub stops while a viewer is still connected");
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(T, viewer.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the viewer's response ended");
 }

@@ -8,12 +8,12 @@ use std::time::Duration;
 use anyhow::Context;
 use framewire_client::{ConnectOptions, TlsOptions};
 use framewire_media::SourceSpec;
-use framewire_server::Config;
+use framewire_server::{Config, HubBuilder};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use crate::camera::{self, CameraOptions, Ended};
-use crate::cmd::serve::RunningHub;
+use crate::cmd::serve;
 use crate::Global;
 
 /// The demo's cameras: name, size, frames per second.
@@ -45,21 +45,25 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(name) = global.explicit_name.as_ref() {
         config.hub_name = name.clone();
     }
-    let tls = args.tls.identity(&args.data)?;
-    let doors = super::serve::Doors {
-        http: Some(args.http.clone()),
-        plain: args.tls.plain_listen.clone(),
-        ..Default::default()
-    };
-    let mut hub = RunningHub::start(config, &args.listen, &doors, tls.as_ref()).await?;
+    let mut builder = HubBuilder::new(config)
+        .listen(&args.listen)
+        .http(&args.http);
+    if let Some(id) = args.tls.identity(&args.data)? {
+        builder = builder.tls(id);
+    }
+    if let Some(a) = &args.tls.plain_listen {
+        builder = builder.plain(a);
+    }
+    let hub = serve::start(builder, &args.data).await?;
+    let addr = hub.addr();
     // The cameras pin the hub's own certificate.
-    let camera_tls = hub.fingerprint.map(TlsOptions::pinned);
+    let camera_tls = hub.fingerprint().map(TlsOptions::pinned);
 
     let (stop, stop_rx) = watch::channel(false);
     let mut cameras = tokio::task::JoinSet::new();
     for (name, width, height, fps) in CAMERAS {
         let opts = CameraOptions {
-            server: hub.addr.to_string(),
+            server: addr.to_string(),
             connect: ConnectOptions {
                 name: name.to_owned(),
                 token: global.token.clone(),
@@ -84,11 +88,10 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("camera {name}: synthetic {width}x{height} at {fps} fps");
     }
     if !global.quiet {
-        let client = match hub.fingerprint {
-            None => format!("framewire --server {}", hub.addr),
+        let client = match hub.fingerprint() {
+            None => format!("framewire --server {addr}"),
             Some(fp) => format!(
-                "framewire --server {} --tls-fingerprint {}",
-                hub.addr,
+                "framewire --server {addr} --tls-fingerprint {}",
                 framewire_client::format_fingerprint(&fp)
             ),
         };
@@ -99,7 +102,6 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
-            r = hub.failed() => return Err(r),
             Some(done) = cameras.join_next() => match done {
                 Ok((name, Ok(Ended::StopCommand))) => eprintln!("camera {name} stopped (stop command)"),
                 Ok((name, Ok(_))) => eprintln!("camera {name} stopped"),
@@ -115,6 +117,6 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     })
     .await;
     cameras.abort_all();
-    hub.stop().await?;
+    serve::stop(hub).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,17 +1,13 @@
 //! `framewire serve`: open the data folder, listen, serve until SIGINT or SIGTERM.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use framewire_server::tls::TlsIdentity;
-use framewire_server::{Config, Listener, Server, ServerError};
-use tokio::net::TcpListener;
+use framewire_server::{Config, DoorPolicy, HubBuilder, RunningHub, ServerError};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::Global;
 
@@ -27,17 +23,12 @@ pub struct Args {
     /// Address of the web dashboard and HTTP API (files, live streams, metrics), or `off`.
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:7879")]
     http: String,
-    /// Also accept raw TCP uploads here: each connection's bytes become one stored file
-    /// (`nc -q0 HOST PORT < photo.jpg`).
-    #[arg(long, value_name = "ADDR")]
-    raw_listen: Option<String>,
-    /// Also accept UDP datagrams here: text messages and single-datagram frames.
-    #[arg(long, value_name = "ADDR")]
-    udp: Option<String>,
     /// Require tokens from FILE: one `TOKEN NAME PERMISSION[,PERMISSION...]` per line, permissions
     /// among upload, download, publish, subscribe, command, admin.
     #[arg(long = "tokens", value_name = "FILE")]
     tokens_file: Option<PathBuf>,
+    #[command(flatten)]
+    doors: SimpleDoors,
     #[command(flatten)]
     tls: TlsArgs,
     #[command(flatten)]
@@ -158,17 +149,49 @@ impl Limits {
     }
 }
 
-/// The extra doors a hub may open besides its native port.
-#[derive(Debug, Default, Clone)]
-pub struct Doors {
-    /// Plain TCP framewire clients, beside a TLS `--listen`.
-    pub plain: Option<String>,
-    /// HTTP (dashboard and API).
-    pub http: Option<String>,
-    /// Raw TCP ingest.
-    pub raw: Option<String>,
-    /// UDP datagrams.
-    pub udp: Option<String>,
+/// The doors that cannot present a token: raw TCP uploads and UDP datagrams, and who they act as.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct SimpleDoors {
+    /// Also accept raw TCP uploads here: each connection's bytes become one stored file
+    /// (`nc -q0 HOST PORT < photo.jpg`).
+    #[arg(long, value_name = "ADDR", help_heading = "Doors for simple devices")]
+    raw_listen: Option<String>,
+    /// On a hub with tokens: the token name (from --tokens) whose permissions apply to raw uploads.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "raw_listen",
+        help_heading = "Doors for simple devices"
+    )]
+    raw_as: Option<String>,
+    /// Accept raw uploads only from these addresses (repeatable; `10.0.0.0/8`, `192.168.1.7`).
+    #[arg(
+        long,
+        value_name = "CIDR",
+        requires = "raw_listen",
+        help_heading = "Doors for simple devices"
+    )]
+    raw_allow: Vec<framewire_server::Cidr>,
+    /// Also accept UDP datagrams here: text messages and single-datagram frames.
+    #[arg(long, value_name = "ADDR", help_heading = "Doors for simple devices")]
+    udp: Option<String>,
+    /// On a hub with tokens: the token name whose permissions apply to UDP datagrams.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "udp",
+        help_heading = "Doors for simple devices"
+    )]
+    udp_as: Option<String>,
+    /// Accept UDP datagrams only from these addresses (repeatable).
+    #[arg(
+        long,
+        value_name = "CIDR",
+        requires = "udp",
+        help_heading = "Doors for simple devices"
+    )]
+    udp_allow: Vec<framewire_server::Cidr>,
 }
 
 /// Runs the hub until a signal asks it to stop.
@@ -189,233 +212,71 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let tls = args.tls.identity(&args.data)?;
     // Before anything can be announced: a signal that arrives once we say "listening" must
     // shut down gracefully, not kill the process.
     let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let doors = Doors {
-        plain: args.tls.plain_listen.clone(),
-        http: (args.http != "off").then(|| args.http.clone()),
-        raw: args.raw_listen.clone(),
-        udp: args.udp.clone(),
-    };
-    let mut hub = RunningHub::start(config, &args.listen, &doors, tls.as_ref()).await?;
+    let mut hub = HubBuilder::new(config).listen(&args.listen);
+    if let Some(id) = args.tls.identity(&args.data)? {
+        hub = hub.tls(id);
+    }
+    if let Some(a) = &args.tls.plain_listen {
+        hub = hub.plain(a);
+    }
+    if args.http != "off" {
+        hub = hub.http(&args.http);
+    }
+    let d = &args.doors;
+    if let Some(a) = &d.raw_listen {
+        let policy = DoorPolicy {
+            act_as: d.raw_as.clone(),
+            allow: d.raw_allow.clone(),
+        };
+        hub = hub.raw(a, policy);
+    }
+    if let Some(a) = &d.udp {
+        let policy = DoorPolicy {
+            act_as: d.udp_as.clone(),
+            allow: d.udp_allow.clone(),
+        };
+        hub = hub.udp(a, policy);
+    }
+    let hub = start(hub, &args.data).await?;
     let which = tokio::select! {
         _ = sigint.recv() => "SIGINT",
         _ = sigterm.recv() => "SIGTERM",
-        r = hub.failed() => return Err(r),
     };
     tracing::info!("{which}: shutting down");
-    hub.stop().await?;
+    stop(hub).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// A hub serving in the background: the native port and, optionally, the web side.
-pub struct RunningHub {
-    /// The native (framewire protocol) address.
-    pub addr: SocketAddr,
-    /// With TLS: the SHA-256 of the hub's certificate, which clients pin.
-    pub fingerprint: Option<[u8; 32]>,
-    stop: watch::Sender<bool>,
-    hub: JoinHandle<Result<(), ServerError>>,
-    doors: Vec<JoinHandle<std::io::Result<()>>>,
-    http: Option<JoinHandle<std::io::Result<()>>>,
+/// Starts the hub and prints its banner (every door and who may use it).
+///
+/// # Errors
+/// The data folder cannot be opened, an address cannot be bound, or a door's policy cannot work.
+pub async fn start(hub: HubBuilder, data: &std::path::Path) -> anyhow::Result<RunningHub> {
+    let hub = hub.start().await.map_err(|e| match e {
+        ServerError::DataDir(..) | ServerError::Index(_) => {
+            anyhow::Error::new(e).context(format!("cannot open the data folder {}", data.display()))
+        }
+        other => anyhow::Error::new(other),
+    })?;
+    for line in hub.banner() {
+        eprintln!("{line}");
+    }
+    Ok(hub)
 }
 
-impl RunningHub {
-    /// Opens the data folder, binds the addresses, starts serving, and prints
-    /// `framewire hub listening on ADDR (data: DIR)` and `dashboard: http://ADDR/` (the real
-    /// ports, also for port 0). With `tls`, the native port and the dashboard speak TLS only, and
-    /// `TLS certificate SHA-256: AB:CD:...` and `dashboard: https://ADDR/` are printed.
-    ///
-    /// # Errors
-    /// The data folder cannot be opened or an address cannot be bound.
-    pub async fn start(
-        config: Config,
-        listen: &str,
-        doors: &Doors,
-        tls: Option<&TlsIdentity>,
-    ) -> anyhow::Result<Self> {
-        let data = config.data_dir.clone();
-        let open_hub = !config.tokens.enabled();
-        let server = Server::open(config)
-            .await
-            .with_context(|| format!("cannot open the data folder {}", data.display()))?;
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let plain_listener = match doors.plain.as_deref() {
-            None => None,
-            Some(a) => Some(
-                TcpListener::bind(a)
-                    .await
-                    .with_context(|| format!("cannot listen for plain TCP clients on {a}"))?,
-            ),
-        };
-        let http_listener = match doors.http.as_deref() {
-            None => None,
-            Some(a) => Some(
-                TcpListener::bind(a)
-                    .await
-                    .with_context(|| format!("cannot listen for HTTP on {a}"))?,
-            ),
-        };
-        let raw_listener = match doors.raw.as_deref() {
-            None => None,
-            Some(a) => Some(
-                TcpListener::bind(a)
-                    .await
-                    .with_context(|| format!("cannot listen for raw uploads on {a}"))?,
-            ),
-        };
-        let udp_socket = match doors.udp.as_deref() {
-            None => None,
-            Some(a) => Some(
-                tokio::net::UdpSocket::bind(a)
-                    .await
-                    .with_context(|| format!("cannot bind UDP on {a}"))?,
-            ),
-        };
-        let addr = listener.local_addr().context("listener address")?;
-        let mut exposed = !addr.ip().is_loopback();
-        for l in [&plain_listener, &http_listener, &raw_listener]
-            .into_iter()
-            .flatten()
-        {
-            exposed |= l.local_addr().is_ok_and(|a| !a.ip().is_loopback());
-        }
-        exposed |= udp_socket
-            .as_ref()
-            .is_some_and(|u| u.local_addr().is_ok_and(|a| !a.ip().is_loopback()));
-        if open_hub && exposed {
-            eprintln!(
-                "WARNING: this hub listens beyond this machine and requires NO token: anyone who can reach it\n\
-                 WARNING: can upload, download, watch and command devices. Start it with --token TOKEN or --tokens FILE."
-            );
-        }
-        let with_tls = if tls.is_some() { " with TLS" } else { "" };
-        eprintln!(
-            "framewire hub listening on {addr}{with_tls} (data: {})",
-            data.display()
-        );
-        if let Some(id) = tls {
-            if id.created {
-                eprintln!(
-                    "TLS: made a self-signed certificate, kept in {}",
-                    id.cert_path.display()
-                );
-            }
-            eprintln!("TLS certificate SHA-256: {}", id.fingerprint_hex());
-        }
-        let mut listeners = vec![match tls {
-            Some(id) => Listener::Tls(listener, id.native_acceptor()),
-            None => Listener::Plain(listener),
-        }];
-        if let Some(l) = plain_listener {
-            eprintln!(
-                "plain TCP (no TLS) clients: {}",
-                l.local_addr().context("plain address")?
-            );
-            listeners.push(Listener::Plain(l));
-        }
-
-        // One signal stops both sides.
-        let (stop, stop_rx) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let http = match http_listener {
-            None => None,
-            Some(l) => {
-                let http_addr = l.local_addr().context("HTTP address")?;
-                let task = match tls {
-                    None => {
-                        eprintln!("dashboard: http://{http_addr}/");
-                        tokio::spawn(framewire_server::web::serve_http(
-                            l,
-                            server.handle(),
-                            stopped(stop_rx.clone()),
-                        ))
-                    }
-                    Some(id) => {
-                        eprintln!("dashboard: https://{http_addr}/");
-                        tokio::spawn(framewire_server::web::serve_https(
-                            l,
-                            id.https_acceptor(),
-                            server.handle(),
-                            stopped(stop_rx.clone()),
-                        ))
-                    }
-                };
-                Some(task)
-            }
-        };
-        let mut doors = Vec::new();
-        if let Some(l) = raw_listener {
-            eprintln!("raw uploads: {}", l.local_addr().context("raw address")?);
-            doors.push(tokio::spawn(framewire_server::ingest::serve_raw(
-                l,
-                server.handle(),
-                stopped(stop_rx.clone()),
-            )));
-        }
-        if let Some(u) = udp_socket {
-            eprintln!("udp: {}", u.local_addr().context("UDP address")?);
-            doors.push(tokio::spawn(framewire_server::ingest::serve_udp(
-                u,
-                server.handle(),
-                stopped(stop_rx.clone()),
-            )));
-        }
-        let hub = tokio::spawn(server.serve_listeners(listeners, stopped(stop_rx)));
-        Ok(RunningHub {
-            addr,
-            fingerprint: tls.map(TlsIdentity::fingerprint),
-            stop,
-            hub,
-            doors,
-            http,
-        })
-    }
-
-    /// Completes only if the hub stops by itself, with the reason.
-    pub async fn failed(&mut self) -> anyhow::Error {
-        match (&mut self.hub).await {
-            Ok(Ok(())) => anyhow::anyhow!("the hub stopped unexpectedly"),
-            Ok(Err(e)) => anyhow::Error::new(e).context("hub failed"),
-            Err(e) => anyhow::Error::new(e).context("hub task failed"),
-        }
-    }
-
-    /// Shuts down gracefully (see `docs/ARCHITECTURE.md`) and prints `framewire hub stopped`.
-    ///
-    /// # Errors
-    /// The hub or the web side failed while stopping.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
-        self.hub
-            .await
-            .context("hub task failed")?
-            .context("hub failed")?;
-        for d in self.doors {
-            let _ = tokio::time::timeout(HTTP_GRACE, d).await;
-        }
-        if let Some(task) = self.http {
-            // An open live view (MJPEG) never ends by itself; do not wait for it forever.
-            match tokio::time::timeout(HTTP_GRACE, task).await {
-                Ok(Ok(r)) => r.context("HTTP server failed")?,
-                Ok(Err(e)) => tracing::warn!(error = %e, "HTTP task failed"),
-                Err(_) => tracing::info!("closing live views that were still open"),
-            }
-        }
-        eprintln!("framewire hub stopped");
-        Ok(())
-    }
+/// Shuts the hub down gracefully (see `docs/ARCHITECTURE.md`) and prints `framewire hub stopped`.
+///
+/// # Errors
+/// A hub task failed while stopping.
+pub async fn stop(hub: RunningHub) -> anyhow::Result<()> {
+    hub.shutdown().await.context("hub failed while stopping")?;
+    eprintln!("framewire hub stopped");
+    Ok(())
 }
-
-/// How long shutdown waits for HTTP responses in progress.
-const HTTP_GRACE: Duration = Duration::from_secs(2);
 
 /// `1048576`, `512K`, `20M`, `1G`, `1T` (binary multiples; a trailing `B` or `iB` is allowed).
 fn parse_size(s: &str) -> Result<u64, String> {

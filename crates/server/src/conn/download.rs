@@ -1,103 +1,70 @@
 //! Downloads and listings: `Get` streams a stored file, `List` pages through the index.
+//!
+//! A connection's Gets are answered one after another, in the order asked, so one file's `Data`
+//! never interleaves with another's.
 
+use std::io::Read;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use framewire_proto::{
-    encode_data_head, ErrorCode, ErrorMsg, FileInfo, ListEntry, ListPage, Message, RemotePath,
+    encode_data_head, ErrorCode, ErrorMsg, FileInfo, Get, ListEntry, ListPage, Message, RemotePath,
 };
-use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
 
-use super::{Out, Session, MAX_LIST_PAGE};
+use super::session::Session;
+use super::Out;
+use crate::store::Refusal;
+use crate::Hub;
+
+/// Largest page of a listing; also the page size of a `List` with limit 0.
+const MAX_LIST_PAGE: usize = 1000;
+/// Gets waiting behind the one being answered.
+const GET_QUEUE: usize = 64;
 
 impl Session {
-    pub(super) async fn get(&mut self, g: framewire_proto::Get) {
-        let path = match RemotePath::parse(&g.path) {
-            Ok(p) => p,
-            Err(e) => {
-                return self
-                    .send(Message::Error(ErrorMsg {
-                        code: ErrorCode::BadPath,
-                        id: g.id,
-                        message: format!("{:?}: {e}", g.path),
-                    }))
-                    .await
-            }
-        };
-        let store = Arc::clone(&self.hub.store);
-        let out = self.out.clone();
-        let chunk = self.hub.config.chunk_size as usize;
-        self.tasks.spawn(async move {
-            let opened = tokio::task::spawn_blocking(move || store.open_stored(&path)).await;
-            let (file, rec) = match opened {
-                Ok(Ok(x)) => x,
-                Ok(Err(r)) => {
-                    let msg = Message::Error(ErrorMsg {
-                        code: r.code,
-                        id: g.id,
-                        message: r.reason,
-                    });
-                    let _ = out.send(Out::Msg(msg.to_bytes().expect("encodes"))).await;
-                    return;
+    pub(super) async fn get(&mut self, g: Get) {
+        if self.gets.is_none() {
+            let (tx, mut rx) = mpsc::channel::<Get>(GET_QUEUE);
+            let (hub, out) = (Arc::clone(&self.hub), self.out.clone());
+            self.tasks.spawn(async move {
+                while let Some(g) = rx.recv().await {
+                    if serve_get(&hub, &out, g).await.is_err() {
+                        return;
+                    }
                 }
-                Err(_) => return,
-            };
-            let info = Message::FileInfo(FileInfo {
-                id: g.id,
-                size: rec.size,
-                hash: rec.hash,
             });
-            if out
-                .send(Out::Msg(info.to_bytes().expect("encodes")))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let mut file = tokio::fs::File::from_std(file);
-            if g.offset > 0
-                && tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(g.offset))
-                    .await
-                    .is_err()
-            {
-                return;
-            }
-            let mut left = rec.size.saturating_sub(g.offset);
-            while left > 0 {
-                let n = (left as usize).min(chunk);
-                let mut b = BytesMut::with_capacity(12 + n);
-                encode_data_head(g.id, n as u32, &mut b);
-                b.resize(12 + n, 0);
-                if file.read_exact(&mut b[12..]).await.is_err() {
-                    let msg = Message::Error(ErrorMsg {
-                        code: ErrorCode::Internal,
-                        id: g.id,
-                        message: format!("{} changed on the hub while being read", rec.path),
-                    });
-                    let _ = out.send(Out::Msg(msg.to_bytes().expect("encodes"))).await;
-                    return;
-                }
-                if out.send(Out::Msg(b.freeze())).await.is_err() {
-                    return;
-                }
-                left -= n as u64;
-            }
-            let end = Message::End(framewire_proto::End {
-                id: g.id,
-                hash: Some(rec.hash),
-            });
-            let _ = out.send(Out::Msg(end.to_bytes().expect("encodes"))).await;
-        });
-        while self.tasks.try_join_next().is_some() {}
+            self.gets = Some(tx);
+        }
+        let id = g.id;
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.gets.as_ref().expect("started above").try_send(g)
+        {
+            self.send(Message::Error(ErrorMsg {
+                code: ErrorCode::Busy,
+                id,
+                message: format!("more than {GET_QUEUE} downloads queued; wait for answers"),
+            }))
+            .await;
+        }
     }
 
     pub(super) async fn list(&mut self, l: framewire_proto::List) {
-        let limit = (l.limit as usize).clamp(1, MAX_LIST_PAGE);
-        let store = Arc::clone(&self.hub.store);
+        let limit = match l.limit {
+            0 => MAX_LIST_PAGE,
+            n => (n as usize).min(MAX_LIST_PAGE),
+        };
+        let storage = Arc::clone(&self.hub.storage);
         let (prefix, after) = (l.prefix, l.after);
-        let res = tokio::task::spawn_blocking(move || store.list(&prefix, &after, "", limit)).await;
+        let res = self
+            .hub
+            .gate
+            .work
+            .disk(move || storage.list(&prefix, &after, "", limit))
+            .await
+            .and_then(|r| r);
         match res {
-            Ok(Ok((records, more))) => {
+            Ok((records, more)) => {
                 let entries = records
                     .into_iter()
                     .map(|r| ListEntry {
@@ -115,15 +82,103 @@ impl Session {
                 }))
                 .await;
             }
-            Ok(Err(e)) => {
+            Err(r) => {
                 self.send(Message::Error(ErrorMsg {
-                    code: ErrorCode::Internal,
+                    code: r.code,
                     id: l.id,
-                    message: format!("index: {e}"),
+                    message: r.reason,
                 }))
                 .await
             }
-            Err(_) => {}
         }
     }
+}
+
+fn error(id: u32, r: Refusal) -> Out {
+    let msg = Message::Error(ErrorMsg {
+        code: r.code,
+        id,
+        message: r.reason,
+    });
+    Out::Msg(msg.to_bytes().expect("encodes"))
+}
+
+/// Answers one Get: FileInfo, Data from the offset, End with the hash; or an Error.
+/// `Err(())`: the connection is gone.
+async fn serve_get(hub: &Hub, out: &mpsc::Sender<Out>, g: Get) -> Result<(), ()> {
+    let send = |o: Out| async move { out.send(o).await.map_err(|_| ()) };
+    let path = match RemotePath::parse(&g.path) {
+        Ok(p) => p,
+        Err(e) => {
+            let r = Refusal::new(ErrorCode::BadPath, format!("{:?}: {e}", g.path));
+            return send(error(g.id, r)).await;
+        }
+    };
+    let storage = Arc::clone(&hub.storage);
+    let offset = g.offset;
+    let opened = hub
+        .gate
+        .work
+        .disk(move || storage.open_read(&path, offset))
+        .await
+        .and_then(|r| r);
+    let (mut reader, rec) = match opened {
+        Ok(x) => x,
+        Err(r) => return send(error(g.id, r)).await,
+    };
+    if g.offset > rec.size {
+        let r = Refusal::new(
+            ErrorCode::Malformed,
+            format!(
+                "offset {} is past the end of {} ({} bytes)",
+                g.offset, rec.path, rec.size
+            ),
+        );
+        return send(error(g.id, r)).await;
+    }
+    let info = Message::FileInfo(FileInfo {
+        id: g.id,
+        size: rec.size,
+        hash: rec.hash,
+    });
+    send(Out::Msg(info.to_bytes().expect("encodes"))).await?;
+    let chunk = hub.config.chunk_size as usize;
+    let mut left = rec.size - g.offset;
+    while left > 0 {
+        let n = (left as usize).min(chunk);
+        let (id, path) = (g.id, rec.path.clone());
+        let read = hub
+            .gate
+            .work
+            .disk(move || {
+                let mut b = BytesMut::with_capacity(12 + n);
+                encode_data_head(id, n as u32, &mut b);
+                b.resize(12 + n, 0);
+                reader
+                    .read_exact(&mut b[12..])
+                    .map(|_| (reader, b))
+                    .map_err(|_| {
+                        Refusal::new(
+                            ErrorCode::Internal,
+                            format!("{path} changed on the hub while being read"),
+                        )
+                    })
+            })
+            .await
+            .and_then(|r| r);
+        let b = match read {
+            Ok((r, b)) => {
+                reader = r;
+                b
+            }
+            Err(r) => return send(error(g.id, r)).await,
+        };
+        send(Out::Msg(b.freeze())).await?;
+        left -= n as u64;
+    }
+    let end = Message::End(framewire_proto::End {
+        id: g.id,
+        hash: Some(rec.hash),
+    });
+    send(Out::Msg(end.to_bytes().expect("encodes"))).await
 }

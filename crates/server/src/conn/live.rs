@@ -9,7 +9,8 @@ use framewire_proto::encode_frame_head;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::AbortHandle;
 
-use super::{now_us, Out, Session};
+use super::session::Session;
+use super::{now_us, Out};
 use crate::clients::role;
 use crate::streams::Stream;
 use framewire_proto::{Message, Reply};

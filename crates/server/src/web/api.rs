@@ -97,11 +97,12 @@ pub(crate) async fn files(
 ) -> Result<Json<Value>, AppError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let store = std::sync::Arc::clone(hub.store());
-    let (records, more) =
-        tokio::task::spawn_blocking(move || store.list(&q.prefix, &q.after, &q.sender, limit))
-            .await
-            .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("index: {e}")))?;
+    let (records, more) = hub
+        .hub()
+        .gate
+        .work
+        .disk(move || store.list(&q.prefix, &q.after, &q.sender, limit))
+        .await??;
     let next = if more {
         records.last().map(|r| r.path.clone())
     } else {

@@ -1,7 +1,6 @@
 //! `GET /files/{path}` (with `Range` and `ETag`), `PUT /files/{path}` (same rules as the native
 //! upload: path checks, BLAKE3, group commit, overwrite policy), and `GET /thumbs/{path}`.
 
-use std::io::SeekFrom;
 use std::net::SocketAddr;
 
 use axum::body::Body;
@@ -14,11 +13,10 @@ use framewire_proto::{ErrorCode, RemotePath, StoredStatus};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use super::{content_type, AppError};
 use crate::store::Refusal;
+use crate::upload::{Admitted, Request, Uploader};
 use crate::HubHandle;
 
 /// Download buffers: large enough that throughput is not capped by the copy.
@@ -33,11 +31,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let ext = &parts.extensions;
-        Ok(Peer(
-            ext.get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0)
-                .or_else(|| ext.get::<ConnectInfo<super::PeerAddr>>().map(|c| c.0 .0)),
-        ))
+        Ok(Peer(ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
     }
 }
 
@@ -88,9 +82,19 @@ pub(crate) async fn download(
 ) -> Result<Response, AppError> {
     let rp = parse_path(&path)?;
     let store = std::sync::Arc::clone(hub.store());
-    let (file, rec) = tokio::task::spawn_blocking(move || store.open_stored(&rp))
-        .await
-        .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let p = rp.clone();
+    let rec = hub
+        .hub()
+        .gate
+        .work
+        .disk(move || store.record(p.as_str()))
+        .await??
+        .ok_or_else(|| {
+            AppError::from(Refusal::new(
+                ErrorCode::NotFound,
+                format!("no file stored at {rp}"),
+            ))
+        })?;
     let etag = format!("\"{}\"", hex::encode(rec.hash));
     let (ctype, inline) = content_type(&rec.path);
     let mut res = Response::builder()
@@ -140,7 +144,6 @@ pub(crate) async fn download(
         },
         _ => None,
     };
-    let mut file = tokio::fs::File::from_std(file);
     let (status, start, len) = match range {
         Some((a, b)) => {
             res = res.header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{}", rec.size));
@@ -148,17 +151,54 @@ pub(crate) async fn download(
         }
         None => (StatusCode::OK, 0, rec.size),
     };
-    if start > 0 {
-        file.seek(SeekFrom::Start(start))
-            .await
-            .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    }
-    let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), READ_BUFFER));
+    let store = std::sync::Arc::clone(hub.store());
+    let (reader, _) = hub
+        .hub()
+        .gate
+        .work
+        .disk(move || store.open_read(&rp, start))
+        .await??;
+    let body = Body::from_stream(read_stream(hub, reader, len));
     Ok(res
         .status(status)
         .header(header::CONTENT_LENGTH, len)
         .body(body)
         .expect("valid response"))
+}
+
+/// `len` bytes of `reader` as a body stream, read in [`READ_BUFFER`] pieces on the blocking pool
+/// within the hub's disk budget.
+fn read_stream(
+    hub: HubHandle,
+    reader: Box<dyn std::io::Read + Send>,
+    len: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
+    futures_util::stream::unfold(Some((reader, len)), move |state| {
+        let hub = hub.clone();
+        async move {
+            let (mut reader, left) = state?;
+            if left == 0 {
+                return None;
+            }
+            let n = (left as usize).min(READ_BUFFER);
+            let read = hub
+                .hub()
+                .gate
+                .work
+                .disk(move || {
+                    let mut buf = vec![0u8; n];
+                    std::io::Read::read_exact(&mut reader, &mut buf).map(|_| (reader, buf))
+                })
+                .await;
+            match read {
+                Ok(Ok((reader, buf))) => {
+                    Some((Ok(bytes::Bytes::from(buf)), Some((reader, left - n as u64))))
+                }
+                Ok(Err(e)) => Some((Err(e), None)),
+                Err(r) => Some((Err(std::io::Error::other(r.reason)), None)),
+            }
+        }
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -182,8 +222,11 @@ fn status_name(s: StoredStatus) -> &'static str {
     }
 }
 
-/// `PUT /files/{path}[?overwrite=1]`: stores the body (`curl -T file URL`). An `X-Blake3` header,
-/// if given, must match the body. The answer carries the stored size and hash.
+/// `PUT /files/{path}[?overwrite=1]`: stores the body (`curl -T file URL`) through the hub's
+/// upload pipeline, like every other door. An `X-Blake3` header, if given, must match the body.
+/// The answer carries the stored size and hash. With a `Content-Length`, the bytes received are
+/// kept as a resumable partial if the hub shuts down before the body ends (the 503 says so, and
+/// `framewire send` of the same file resumes from them).
 pub(crate) async fn upload(
     State(hub): State<HubHandle>,
     Path(path): Path<String>,
@@ -194,14 +237,10 @@ pub(crate) async fn upload(
     body: Body,
 ) -> Result<Response, AppError> {
     let rp = parse_path(&path)?;
-    let max = hub.config().max_file_size;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(too_large(&rp, max));
-    }
     let expected = match headers.get("x-blake3").and_then(|v| v.to_str().ok()) {
         None => None,
         Some(h) => {
@@ -214,86 +253,6 @@ pub(crate) async fn upload(
     };
     let overwrite = q.overwrite.is_some() && truthy(q.overwrite.as_deref())
         || truthy(headers.get("x-overwrite").and_then(|v| v.to_str().ok()));
-    let max_storage = hub.config().max_storage;
-    let full = |n: u64| {
-        AppError::from(Refusal::new(
-            ErrorCode::StorageFull,
-            format!("storage full: {rp} ({n} bytes) does not fit the hub's storage limit"),
-        ))
-    };
-    if declared.is_some_and(|n| !hub.stats().storage_has_room(n, max_storage)) {
-        return Err(full(declared.unwrap_or(0)));
-    }
-    let store = std::sync::Arc::clone(hub.store());
-    let lease = store.lease(&rp)?;
-    {
-        // Refuse early what is certain to be refused, before reading the body.
-        let (s, p) = (std::sync::Arc::clone(&store), rp.clone());
-        let existing =
-            tokio::task::spawn_blocking(move || s.check_path(&p).map(|_| s.record(p.as_str())))
-                .await
-                .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??
-                .map_err(|e| {
-                    AppError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("index: {e}"))
-                })?;
-        if let (Some(rec), Some(n)) = (existing, declared) {
-            if !overwrite && rec.size != n {
-                return Err(Refusal::new(
-                    ErrorCode::Exists,
-                    format!("a different file ({} bytes) is already stored at {rp}; add ?overwrite=1 to replace it", rec.size),
-                )
-                .into());
-            }
-        }
-    }
-    let writer = store.open_spool_fresh();
-    let mut stream = body.into_data_stream();
-    let mut received: u64 = 0;
-    let mut failure: Option<AppError> = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                failure = Some(AppError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("upload interrupted: {e}"),
-                ));
-                break;
-            }
-        };
-        received += chunk.len() as u64;
-        if received > max {
-            failure = Some(too_large(&rp, max));
-            break;
-        }
-        if !hub.stats().storage_has_room(received, max_storage) {
-            failure = Some(full(received));
-            break;
-        }
-        if writer.write(chunk).await.is_err() {
-            break;
-        }
-    }
-    let done = writer.finish().await?;
-    if let Some(f) = failure {
-        done.discard();
-        return Err(f);
-    }
-    if declared.is_some_and(|n| n != done.len) {
-        done.discard();
-        return Err(AppError::new(
-            StatusCode::BAD_REQUEST,
-            "body shorter than its Content-Length",
-        ));
-    }
-    if expected.is_some_and(|h| h != done.hash) {
-        done.discard();
-        return Err(AppError::new(
-            StatusCode::BAD_REQUEST,
-            "body does not match its X-Blake3 hash; nothing was stored",
-        ));
-    }
-    let (size, hash) = (done.len, done.hash);
     let ip = peer
         .map(|p| p.ip().to_string())
         .unwrap_or_else(|| "local".into());
@@ -302,35 +261,80 @@ pub(crate) async fn upload(
     } else {
         format!("{}@{ip}", who.name)
     };
-    let status = store
-        .commit(rp.clone(), done, overwrite, sender.clone())
-        .await?;
-    drop(lease);
-    if status != StoredStatus::Unchanged {
-        hub.events()
-            .emit("upload", &sender, format!("stored {rp} ({size} bytes)"));
+    let uploader = Uploader {
+        sender,
+        perms: who.perms,
+    };
+    let req = Request {
+        path: rp.clone(),
+        size: declared,
+        overwrite,
+        resume: false,
+        identical_ok: true,
+    };
+    let pipeline = &hub.hub().pipeline;
+    let mut upload = match pipeline.admit(&uploader, req, None).await? {
+        Admitted::Upload(u) => u,
+        Admitted::Existing(_) => unreachable!("resume is off"),
+    };
+    let abort = hub.hub().gate.abort.clone();
+    let mut stream = body.into_data_stream();
+    loop {
+        let chunk = tokio::select! {
+            c = stream.next() => c,
+            _ = abort.cancelled() => {
+                let kept = upload.received();
+                upload.park().await;
+                let what = if declared.is_some() && kept > 0 {
+                    format!("{kept} bytes of {rp} are kept: send the file again with `framewire send` to resume")
+                } else {
+                    "nothing was kept".to_owned()
+                };
+                return Err(AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the hub is shutting down; {what}"),
+                ));
+            }
+        };
+        match chunk {
+            None => break,
+            Some(Ok(c)) => upload.write(c).await?,
+            Some(Err(e)) => {
+                upload.park().await;
+                return Err(AppError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("upload interrupted: {e}"),
+                ));
+            }
+        }
     }
-    let code = if status == StoredStatus::New {
+    let verified = upload.finish(expected).await.map_err(|r| match r.code {
+        ErrorCode::HashMismatch => AppError::new(
+            StatusCode::BAD_REQUEST,
+            "body does not match its X-Blake3 hash; nothing was stored",
+        ),
+        ErrorCode::SizeMismatch => AppError::new(
+            StatusCode::BAD_REQUEST,
+            "body shorter than its Content-Length",
+        ),
+        _ => r.into(),
+    })?;
+    let hash = verified.hash();
+    let stored = verified.commit_and_wait().await?;
+    let code = if stored.status == StoredStatus::New {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     let mut res = (
         code,
-        Json(json!({ "path": rp.as_str(), "size": size, "blake3": hex::encode(hash), "status": status_name(status) })),
+        Json(json!({ "path": rp.as_str(), "size": stored.size, "blake3": hex::encode(hash), "status": status_name(stored.status) })),
     )
         .into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", hex::encode(hash))) {
         res.headers_mut().insert(header::ETAG, v);
     }
     Ok(res)
-}
-
-fn too_large(rp: &RemotePath, max: u64) -> AppError {
-    AppError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("{rp} is larger than this hub's limit of {max} bytes"),
-    )
 }
 
 /// `GET /thumbs/{path}`: a small JPEG of a stored JPEG/PNG, made once and cached by content hash.
@@ -343,9 +347,12 @@ pub(crate) async fn thumbnail(
         return Err(AppError::not_found(format!("thumbnail of {rp}")));
     }
     let store = std::sync::Arc::clone(hub.store());
-    let jpeg = tokio::task::spawn_blocking(move || store.thumbnail(&rp))
-        .await
-        .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let jpeg = hub
+        .hub()
+        .gate
+        .work
+        .image(move || crate::store::thumbnail(&*store, &rp))
+        .await??;
     Ok((
         [
             (header::CONTENT_TYPE, "image/jpeg"),

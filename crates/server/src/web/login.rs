@@ -9,8 +9,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 
-use super::https::ServedOverHttps;
 use super::AppError;
+use super::ServedOverHttps;
 use crate::auth::{Identity, Perms};
 use crate::HubHandle;
 

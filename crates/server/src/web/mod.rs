@@ -10,12 +10,9 @@
 mod api;
 mod assets;
 mod files;
-mod https;
 mod live;
 mod login;
 mod metrics;
-
-use std::future::Future;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -24,12 +21,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use framewire_proto::ErrorCode;
-use tokio::net::TcpListener;
 
 use crate::store::Refusal;
 use crate::HubHandle;
 
-pub use https::{PeerAddr, TlsListener};
+/// Marks requests that came over HTTPS (so the login cookie can be `Secure`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServedOverHttps;
 
 /// An error answered as JSON `{"error": message}` with its status code.
 #[derive(Debug)]
@@ -111,49 +109,6 @@ async fn count_status(State(hub): State<HubHandle>, req: Request, next: Next) ->
     let res = next.run(req).await;
     hub.stats().http_response(res.status().as_u16());
     res
-}
-
-/// Serves the HTTP app on `listener` until `shutdown` resolves.
-///
-/// # Errors
-/// If the listener fails.
-pub async fn serve_http(
-    listener: TcpListener,
-    hub: HubHandle,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let closing = hub.web_closing().clone();
-    let app = router(hub).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.cancel();
-        })
-        .await
-}
-
-/// Serves the HTTP app over TLS on `listener` until `shutdown` resolves. Handshakes run in tasks
-/// of their own, each within the hub's handshake timeout; the login cookie is `Secure`.
-///
-/// # Errors
-/// If the listener fails.
-pub async fn serve_https(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    hub: HubHandle,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let listener = TlsListener::new(listener, acceptor, hub.config().handshake_timeout)?;
-    let closing = hub.web_closing().clone();
-    let app = router(hub)
-        .layer(axum::Extension(https::ServedOverHttps))
-        .into_make_service_with_connect_info::<PeerAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.cancel();
-        })
-        .await
 }
 
 /// Content type for a stored file's name. Only images and plain text get their own type; anything

@@ -8,20 +8,29 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use framewire_proto::*;
-use framewire_server::{Config, Server};
+use framewire_server::{Config, DoorPolicy, HubBuilder, RunningHub};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
 
 pub const T: Duration = Duration::from_secs(10);
 
 pub struct Hub {
     pub addr: SocketAddr,
+    pub raw_addr: Option<SocketAddr>,
+    pub udp_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
     pub handle: framewire_server::HubHandle,
     pub data: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    running: Option<RunningHub>,
     _dir: tempfile::TempDir,
+}
+
+/// The extra doors a test hub opens.
+#[derive(Default)]
+pub struct Doors {
+    pub raw: Option<DoorPolicy>,
+    pub udp: Option<DoorPolicy>,
+    pub http: bool,
 }
 
 impl Hub {
@@ -31,36 +40,43 @@ impl Hub {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Hub {
+        Self::start_with(dir, tweak, Doors::default()).await
+    }
+
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut Config),
+        doors: Doors,
+    ) -> Hub {
         let data = dir.path().join("data");
         let mut config = Config::new(&data);
         config.handshake_timeout = Duration::from_millis(500);
         tweak(&mut config);
-        let server = Server::open(config).await.unwrap();
-        let handle = server.handle();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .serve(listener, async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
+        let mut b = HubBuilder::new(config).listen("127.0.0.1:0");
+        if let Some(p) = doors.raw {
+            b = b.raw("127.0.0.1:0", p);
+        }
+        if let Some(p) = doors.udp {
+            b = b.udp("127.0.0.1:0", p);
+        }
+        if doors.http {
+            b = b.http("127.0.0.1:0");
+        }
+        let running = b.start().await.unwrap();
         Hub {
-            addr,
-            handle,
+            addr: running.addr(),
+            raw_addr: running.raw_addr(),
+            udp_addr: running.udp_addr(),
+            http_addr: running.http_addr(),
+            handle: running.handle(),
             data,
-            stop: Some(stop),
-            task,
+            running: Some(running),
             _dir: dir,
         }
     }
 
     pub async fn stop(mut self) -> tempfile::TempDir {
-        self.stop.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(T, &mut self.task)
+        tokio::time::timeout(T, self.running.take().unwrap().shutdown())
             .await
             .expect("hub stops in time")
             .unwrap();

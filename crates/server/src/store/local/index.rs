@@ -93,14 +93,27 @@ impl Index {
     }
 
     pub(crate) fn upsert_many(&mut self, records: &[FileRecord]) -> rusqlite::Result<()> {
+        self.apply(records, &[])
+    }
+
+    pub(crate) fn delete_many(&mut self, paths: &[String]) -> rusqlite::Result<()> {
+        self.apply(&[], paths)
+    }
+
+    /// Upserts and deletions in one transaction.
+    pub(crate) fn apply(
+        &mut self,
+        upserts: &[FileRecord],
+        deletes: &[String],
+    ) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
-            let mut stmt = tx.prepare_cached(
+            let mut up = tx.prepare_cached(
                 "INSERT OR REPLACE INTO files (path, size, hash, sender, stored_us, mtime_ns)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            for r in records {
-                stmt.execute(params![
+            for r in upserts {
+                up.execute(params![
                     r.path,
                     r.size as i64,
                     &r.hash[..],
@@ -109,16 +122,9 @@ impl Index {
                     r.mtime_ns
                 ])?;
             }
-        }
-        tx.commit()
-    }
-
-    pub(crate) fn delete_many(&mut self, paths: &[String]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached("DELETE FROM files WHERE path = ?1")?;
-            for p in paths {
-                stmt.execute([p])?;
+            let mut del = tx.prepare_cached("DELETE FROM files WHERE path = ?1")?;
+            for p in deletes {
+                del.execute([p])?;
             }
         }
         tx.commit()

@@ -1,0 +1,237 @@
+//! A native session after the handshake: the read loop (decode, dispatch, idle deadline), the
+//! shutdown drain, and the close.
+//!
+//! Memory per connection is bounded: one message in the read buffer (at most `max_payload`),
+//! [`OUT_QUEUE`] queued outgoing messages, the small files awaiting commit (64 MiB), one staged
+//! batch in flight, and one commit outcome per outstanding offer (at most `max_inflight`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{Ordering, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use framewire_proto::{decode, ErrorCode, ErrorMsg, Message, Rejected};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::live::{Publishing, Subscription};
+use super::upload::Uploads;
+use super::writer::{write_loop, Out};
+use super::{now_us, Fatal};
+use crate::auth::{Identity, Perms};
+use crate::clients::ClientEntry;
+use crate::gate::Activity;
+use crate::store::Refusal;
+use crate::Hub;
+
+/// Encoded messages waiting for the writer task.
+const OUT_QUEUE: usize = 64;
+/// Socket reads go into at least this much free buffer.
+const READ_CHUNK: usize = 256 * 1024;
+
+pub(super) struct Session {
+    pub(super) hub: Arc<Hub>,
+    pub(super) out: mpsc::Sender<Out>,
+    pub(super) sender: String,
+    /// What this connection's token allows.
+    pub(super) perms: Perms,
+    pub(super) activity: Arc<Activity>,
+    pub(super) client: Arc<ClientEntry>,
+    pub(super) conn_id: u64,
+    pub(super) publishing: HashMap<String, Publishing>,
+    pub(super) subscriptions: HashMap<String, Subscription>,
+    pub(super) uploads: Uploads,
+    /// Downloads, served one after another in the order asked.
+    pub(super) gets: Option<mpsc::Sender<framewire_proto::Get>>,
+    pub(super) tasks: JoinSet<()>,
+}
+
+/// How the read loop ended.
+enum End {
+    Eof,
+    Shutdown,
+    Fatal(Fatal),
+}
+
+impl Session {
+    /// The session of a client that completed its handshake, and its writer task.
+    pub(super) fn start<W: AsyncWrite + Unpin + Send + 'static>(
+        hub: Arc<Hub>,
+        wr: W,
+        name: &str,
+        peer: SocketAddr,
+        sender: String,
+        who: Identity,
+    ) -> (Session, JoinHandle<()>) {
+        let conn_id = hub.next_conn_id();
+        let client = hub.clients.add(conn_id, name, peer.to_string(), now_us());
+        let (out, out_rx) = mpsc::channel(OUT_QUEUE);
+        let activity = Arc::new(Activity::default());
+        let writer = tokio::spawn(write_loop(
+            wr,
+            out_rx,
+            Arc::clone(&hub),
+            Arc::clone(&client),
+            Arc::clone(&activity),
+        ));
+        let session = Session {
+            hub,
+            out,
+            sender,
+            perms: who.perms,
+            activity,
+            client,
+            conn_id,
+            publishing: HashMap::new(),
+            subscriptions: HashMap::new(),
+            uploads: Uploads::new(),
+            gets: None,
+            tasks: JoinSet::new(),
+        };
+        (session, writer)
+    }
+
+    /// Reads and acts until the client leaves, breaks the protocol, or the hub shuts down.
+    pub(super) async fn serve<R: AsyncRead + Unpin>(mut self, rd: &mut R, buf: BytesMut) {
+        let end = self.run(rd, buf).await;
+        self.close(end).await;
+    }
+
+    pub(super) async fn send(&self, msg: Message) {
+        match msg.to_bytes() {
+            Ok(b) => {
+                let _ = self.out.send(Out::Msg(b)).await;
+            }
+            Err(e) => tracing::error!(error = %e, "could not encode a reply"),
+        }
+    }
+
+    /// Refuses an upload for a reason of this door (its id, its window): counted like every
+    /// pipeline refusal.
+    pub(super) async fn reject(&self, id: u32, r: Refusal) {
+        self.hub.pipeline.refused(&self.sender, &r);
+        self.rejected(id, r).await;
+    }
+
+    /// Tells the client an upload was refused (already counted).
+    pub(super) async fn rejected(&self, id: u32, r: Refusal) {
+        self.send(Message::Rejected(Rejected {
+            id,
+            code: r.code,
+            reason: r.reason,
+        }))
+        .await;
+    }
+
+    async fn run<R: AsyncRead + Unpin>(&mut self, rd: &mut R, mut buf: BytesMut) -> End {
+        let stop = self.hub.gate.stop.clone();
+        let abort = self.hub.gate.abort.clone();
+        let idle = self.hub.config.idle_timeout;
+        let mut draining = false;
+        loop {
+            loop {
+                match decode(&mut buf, self.hub.config.max_payload) {
+                    Ok(Some(msg)) => {
+                        if let Err(f) = self.handle(msg).await {
+                            return End::Fatal(f);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return End::Fatal(e.into()),
+                }
+            }
+            // Shutting down: keep reading only while this client's uploads are unfinished.
+            if draining && !self.uploads.in_progress() {
+                return End::Shutdown;
+            }
+            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                buf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                biased;
+                _ = abort.cancelled() => return End::Shutdown,
+                _ = stop.cancelled(), if !draining => {
+                    draining = true;
+                    self.end_live_roles();
+                }
+                _ = self.activity.idle(idle) => {
+                    let secs = idle.as_secs();
+                    return End::Fatal(Fatal::new(ErrorCode::Timeout, format!("idle for {secs} s; closing")));
+                }
+                Some(c) = self.uploads.results.recv() => {
+                    self.committed(c).await;
+                    while let Ok(c) = self.uploads.results.try_recv() {
+                        self.committed(c).await;
+                    }
+                }
+                r = rd.read_buf(&mut buf) => match r {
+                    Ok(0) | Err(_) => return End::Eof,
+                    Ok(n) => {
+                        self.activity.touch();
+                        self.hub.stats.bytes_in.fetch_add(n as u64, Relaxed);
+                        self.client.bytes_in.fetch_add(n as u64, Relaxed);
+                    }
+                },
+            }
+        }
+    }
+
+    fn end_live_roles(&mut self) {
+        for (_, sub) in self.subscriptions.drain() {
+            sub.end();
+        }
+        for (_, p) in self.publishing.drain() {
+            p.stream.publishers.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.hub.devices.unregister_conn(self.conn_id);
+    }
+
+    /// Ends the session: an unfinished upload keeps its bytes for resuming, commits already
+    /// submitted are answered (within the hub's grace period on shutdown), and the client is told
+    /// why.
+    async fn close(mut self, end: End) {
+        self.end_live_roles();
+        self.close_uploads().await;
+        let fatal = match end {
+            End::Eof => None,
+            End::Shutdown => Some(Fatal::new(
+                ErrorCode::ShuttingDown,
+                "the hub is shutting down; unfinished uploads are kept: send again to resume",
+            )),
+            End::Fatal(f) => {
+                tracing::info!(from = %self.sender, reason = %f.message, "closing connection after protocol error");
+                Some(f)
+            }
+        };
+        let grace = match &fatal {
+            Some(Fatal {
+                code: ErrorCode::ShuttingDown,
+                ..
+            }) => self.hub.config.shutdown_grace,
+            _ => Duration::from_secs(60),
+        };
+        // Uploads already handed to the committer are answered when it is done with them.
+        let _ = tokio::time::timeout(grace, async {
+            while self.uploads.committing() > 0 {
+                match self.uploads.results.recv().await {
+                    Some(c) => self.committed(c).await,
+                    None => break,
+                }
+            }
+            self.gets = None;
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if let Some(f) = fatal {
+            self.send(Message::Error(ErrorMsg {
+                code: f.code,
+                id: 0,
+                message: f.message,
+            }))
+            .await;
+        }
+    }
+}
