@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+mod fingerprint;
 mod handshake;
 mod message;
 mod path;
@@ -19,6 +20,7 @@ mod wire;
 use bytes::{Buf, BufMut, BytesMut};
 
 pub use clock::{ClockEstimate, ClockSample};
+pub use fingerprint::{format_fingerprint, parse_fingerprint};
 pub use handshake::{check_preface, Preface, HTTP_REFUSAL};
 pub use message::*;
 pub use path::{PathError, RemotePath, MAX_PATH_LEN, MAX_SEGMENT_LEN};

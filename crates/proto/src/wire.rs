@@ -3,7 +3,7 @@
 
 use bytes::{Buf, BufMut, Bytes};
 
-use crate::DecodeError;
+use crate::{DecodeError, EncodeError};
 
 /// A cursor over one message's payload. Every read checks the remaining length first, so a lying
 /// length field can only produce [`DecodeError::Truncated`], never an over-read or a large allocation.
@@ -97,25 +97,128 @@ impl Reader {
     }
 }
 
-/// Encoded size of a `u16`-prefixed string.
-pub(crate) fn str16_len(s: &str) -> usize {
-    2 + s.len()
+/// Where a message's fields go when it is encoded: any [`BufMut`], or a [`Measure`] that only adds
+/// up their sizes. Each message writes its fields once, through this trait, so the length in its
+/// header is the length of what its encoder writes, by construction.
+///
+/// Writing never fails: a field that cannot be encoded (a string longer than its `u16` prefix can
+/// say) is reported to [`Writer::refuse`]. A [`Measure`] keeps the first refusal, and every public
+/// encoder measures before it writes, so nothing reaches a buffer in that case.
+pub(crate) trait Writer {
+    /// Raw bytes.
+    fn slice(&mut self, b: &[u8]);
+
+    /// `n` zero bytes.
+    fn zeros(&mut self, n: usize);
+
+    /// A field that cannot be encoded; see the trait's documentation.
+    fn refuse(&mut self, error: EncodeError);
+
+    fn u8(&mut self, v: u8) {
+        self.slice(&[v]);
+    }
+
+    fn u16(&mut self, v: u16) {
+        self.slice(&v.to_le_bytes());
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.slice(&v.to_le_bytes());
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.slice(&v.to_le_bytes());
+    }
+
+    fn i64(&mut self, v: i64) {
+        self.slice(&v.to_le_bytes());
+    }
+
+    /// A string with a `u16` byte-length prefix; `field` names it if it is too long.
+    fn str16(&mut self, field: &'static str, s: &str) {
+        if s.len() > u16::MAX as usize {
+            self.refuse(EncodeError::StringTooLong {
+                field,
+                len: s.len(),
+            });
+        }
+        self.u16(s.len() as u16);
+        self.slice(s.as_bytes());
+    }
+
+    /// The `u16` count of a list of `n` items named `field`.
+    fn count16(&mut self, field: &'static str, n: usize) {
+        if n > u16::MAX as usize {
+            self.refuse(EncodeError::TooManyItems { field });
+        }
+        self.u16(n as u16);
+    }
+
+    /// The `u32` count of a list of `n` items named `field`.
+    fn count32(&mut self, field: &'static str, n: usize) {
+        if n > u32::MAX as usize {
+            self.refuse(EncodeError::TooManyItems { field });
+        }
+        self.u32(n as u32);
+    }
 }
 
-/// Writes a `u16`-prefixed string. Callers validate lengths with [`check_str16`] before encoding.
-pub(crate) fn put_str16(dst: &mut impl BufMut, s: &str) {
-    dst.put_u16_le(s.len() as u16);
-    dst.put_slice(s.as_bytes());
+impl<B: BufMut + ?Sized> Writer for B {
+    fn slice(&mut self, b: &[u8]) {
+        self.put_slice(b);
+    }
+
+    fn zeros(&mut self, n: usize) {
+        self.put_bytes(0, n);
+    }
+
+    fn refuse(&mut self, _: EncodeError) {
+        // Unreachable from the public encoders, which measure first and stop on a refusal.
+    }
 }
 
-/// Whether `s` fits a `u16` length prefix.
-pub(crate) fn check_str16(field: &'static str, s: &str) -> Result<(), crate::EncodeError> {
-    if s.len() > u16::MAX as usize {
-        Err(crate::EncodeError::StringTooLong {
-            field,
-            len: s.len(),
-        })
-    } else {
-        Ok(())
+/// A [`Writer`] that writes nothing and adds up how many bytes would have been written.
+#[derive(Debug, Default)]
+pub(crate) struct Measure {
+    len: usize,
+    refused: Option<EncodeError>,
+}
+
+impl Measure {
+    /// Runs an encoder against a fresh `Measure`.
+    pub(crate) fn of(encode: impl FnOnce(&mut Measure)) -> Measure {
+        let mut m = Measure::default();
+        encode(&mut m);
+        m
+    }
+
+    /// The number of bytes counted, whether or not a field was refused.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The number of bytes counted, as a header's `len`.
+    ///
+    /// # Errors
+    /// The first field refused, or [`EncodeError::PayloadTooLarge`] beyond `u32::MAX` bytes.
+    pub(crate) fn checked_len(self) -> Result<u32, EncodeError> {
+        if let Some(e) = self.refused {
+            return Err(e);
+        }
+        u32::try_from(self.len).map_err(|_| EncodeError::PayloadTooLarge { len: self.len })
+    }
+}
+
+impl Writer for Measure {
+    fn slice(&mut self, b: &[u8]) {
+        self.len += b.len();
+    }
+
+    fn zeros(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    fn refuse(&mut self, error: EncodeError) {
+        self.refused.get_or_insert(error);
     }
 }

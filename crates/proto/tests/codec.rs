@@ -550,104 +550,307 @@ fn arb_string() -> impl Strategy<Value = String> {
     prop_oneof![".{0,40}", "[a-z/]{0,20}"]
 }
 
-fn arb_message() -> impl Strategy<Value = Message> {
-    let bytes = proptest::collection::vec(any::<u8>(), 0..300).prop_map(Bytes::from);
-    prop_oneof![
-        (any::<u16>(), arb_string(), arb_string()).prop_map(|(version, name, token)| {
-            Message::Hello(Hello {
-                version,
-                name,
-                token,
+/// Every type number this version knows.
+fn all_kinds() -> Vec<u16> {
+    (0..=u16::MAX).filter(|&k| kind_name(k).is_some()).collect()
+}
+
+/// Any message of type `k`; panics for a type without a strategy, which
+/// `every_kind_has_a_strategy` catches when a message is added.
+fn arb_of_kind(k: u16) -> BoxedStrategy<Message> {
+    let bytes = || proptest::collection::vec(any::<u8>(), 0..300).prop_map(Bytes::from);
+    let hash = any::<[u8; 32]>;
+    match k {
+        kind::HELLO => (any::<u16>(), arb_string(), arb_string())
+            .prop_map(|(version, name, token)| {
+                Message::Hello(Hello {
+                    version,
+                    name,
+                    token,
+                })
             })
-        }),
-        (any::<u16>(), any::<u32>(), arb_string()).prop_map(|(c, id, message)| Message::Error(
-            ErrorMsg {
-                code: ErrorCode::from_u16(c),
-                id,
-                message
-            }
-        )),
-        (any::<u64>(), any::<i64>())
-            .prop_map(|(nonce, time_us)| Message::Ping(Ping { nonce, time_us })),
-        (any::<u32>(), arb_string()).prop_map(|(id, text)| Message::Text(Text { id, text })),
-        (
+            .boxed(),
+        kind::WELCOME => (
+            any::<u16>(),
+            any::<i64>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u16>(),
+            arb_string(),
+        )
+            .prop_map(
+                |(
+                    version,
+                    hub_time_us,
+                    max_payload,
+                    max_file_size,
+                    chunk_size,
+                    max_inflight,
+                    hub_name,
+                )| {
+                    Message::Welcome(Welcome {
+                        version,
+                        hub_time_us,
+                        max_payload,
+                        max_file_size,
+                        chunk_size,
+                        max_inflight,
+                        hub_name,
+                    })
+                },
+            )
+            .boxed(),
+        kind::ERROR => (any::<u16>(), any::<u32>(), arb_string())
+            .prop_map(|(c, id, message)| {
+                Message::Error(ErrorMsg {
+                    code: ErrorCode::from_u16(c),
+                    id,
+                    message,
+                })
+            })
+            .boxed(),
+        kind::PING => (any::<u64>(), any::<i64>())
+            .prop_map(|(nonce, time_us)| Message::Ping(Ping { nonce, time_us }))
+            .boxed(),
+        kind::PONG => (any::<u64>(), any::<i64>(), any::<i64>())
+            .prop_map(|(nonce, ping_time_us, time_us)| {
+                Message::Pong(Pong {
+                    nonce,
+                    ping_time_us,
+                    time_us,
+                })
+            })
+            .boxed(),
+        kind::TEXT => (any::<u32>(), arb_string())
+            .prop_map(|(id, text)| Message::Text(Text { id, text }))
+            .boxed(),
+        kind::COMMAND => (
             any::<u32>(),
             arb_string(),
             arb_string(),
-            proptest::collection::vec(arb_string(), 0..5)
+            proptest::collection::vec(arb_string(), 0..5),
         )
-            .prop_map(|(id, target, command, args)| Message::Command(Command {
-                id,
-                target,
-                command,
-                args
-            })),
-        (any::<u32>(), any::<u8>(), any::<u64>(), arb_string()).prop_map(
-            |(id, flags, size, path)| Message::Offer(Offer {
-                id,
-                flags,
-                size,
-                path
+            .prop_map(|(id, target, command, args)| {
+                Message::Command(Command {
+                    id,
+                    target,
+                    command,
+                    args,
+                })
             })
-        ),
-        (any::<u32>(), bytes.clone()).prop_map(|(id, bytes)| Message::Data(Data { id, bytes })),
-        (any::<u32>(), proptest::option::of(any::<[u8; 32]>()))
-            .prop_map(|(id, hash)| Message::End(End { id, hash })),
-        (any::<u32>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(id, offset, prefix_hash)| {
-            Message::Accept(Accept {
-                id,
-                offset,
-                prefix_hash,
+            .boxed(),
+        kind::REPLY => (
+            any::<u32>(),
+            prop_oneof![
+                Just(ReplyStatus::Ok),
+                Just(ReplyStatus::Failed),
+                Just(ReplyStatus::UnknownDevice),
+                Just(ReplyStatus::UnknownCommand),
+                Just(ReplyStatus::Timeout),
+            ],
+            bytes(),
+        )
+            .prop_map(|(id, status, body)| Message::Reply(Reply { id, status, body }))
+            .boxed(),
+        kind::REGISTER_DEVICE => arb_string()
+            .prop_map(|name| Message::RegisterDevice(RegisterDevice { name }))
+            .boxed(),
+        kind::OFFER => (any::<u32>(), any::<u8>(), any::<u64>(), arb_string())
+            .prop_map(|(id, flags, size, path)| {
+                Message::Offer(Offer {
+                    id,
+                    flags,
+                    size,
+                    path,
+                })
             })
-        }),
-        (
+            .boxed(),
+        kind::ACCEPT => (any::<u32>(), any::<u64>(), hash())
+            .prop_map(|(id, offset, prefix_hash)| {
+                Message::Accept(Accept {
+                    id,
+                    offset,
+                    prefix_hash,
+                })
+            })
+            .boxed(),
+        kind::DATA => (any::<u32>(), bytes())
+            .prop_map(|(id, bytes)| Message::Data(Data { id, bytes }))
+            .boxed(),
+        kind::END => (any::<u32>(), proptest::option::of(hash()))
+            .prop_map(|(id, hash)| Message::End(End { id, hash }))
+            .boxed(),
+        kind::STORED => (
+            any::<u32>(),
+            prop_oneof![
+                Just(StoredStatus::New),
+                Just(StoredStatus::Replaced),
+                Just(StoredStatus::Unchanged),
+            ],
+            any::<u64>(),
+            hash(),
+        )
+            .prop_map(|(id, status, size, hash)| {
+                Message::Stored(Stored {
+                    id,
+                    status,
+                    size,
+                    hash,
+                })
+            })
+            .boxed(),
+        kind::REJECTED => (any::<u32>(), any::<u16>(), arb_string())
+            .prop_map(|(id, c, reason)| {
+                Message::Rejected(Rejected {
+                    id,
+                    code: ErrorCode::from_u16(c),
+                    reason,
+                })
+            })
+            .boxed(),
+        kind::CANCEL => any::<u32>()
+            .prop_map(|id| Message::Cancel(Cancel { id }))
+            .boxed(),
+        kind::GET => (any::<u32>(), any::<u64>(), arb_string())
+            .prop_map(|(id, offset, path)| Message::Get(Get { id, offset, path }))
+            .boxed(),
+        kind::FILE_INFO => (any::<u32>(), any::<u64>(), hash())
+            .prop_map(|(id, size, hash)| Message::FileInfo(FileInfo { id, size, hash }))
+            .boxed(),
+        kind::LIST => (any::<u32>(), any::<u32>(), arb_string(), arb_string())
+            .prop_map(|(id, limit, prefix, after)| {
+                Message::List(List {
+                    id,
+                    limit,
+                    prefix,
+                    after,
+                })
+            })
+            .boxed(),
+        kind::LIST_PAGE => (
             any::<u32>(),
             any::<bool>(),
             proptest::collection::vec(
-                (arb_string(), any::<u64>(), any::<i64>(), arb_string()),
-                0..4
-            )
+                (
+                    arb_string(),
+                    any::<u64>(),
+                    hash(),
+                    any::<i64>(),
+                    arb_string(),
+                ),
+                0..4,
+            ),
         )
-            .prop_map(|(id, more, es)| Message::ListPage(ListPage {
-                id,
-                more,
-                entries: es
-                    .into_iter()
-                    .map(|(path, size, stored_us, sender)| ListEntry {
-                        path,
-                        size,
-                        hash: [3; 32],
-                        stored_us,
-                        sender
-                    })
-                    .collect()
-            })),
-        (
+            .prop_map(|(id, more, es)| {
+                Message::ListPage(ListPage {
+                    id,
+                    more,
+                    entries: es
+                        .into_iter()
+                        .map(|(path, size, hash, stored_us, sender)| ListEntry {
+                            path,
+                            size,
+                            hash,
+                            stored_us,
+                            sender,
+                        })
+                        .collect(),
+                })
+            })
+            .boxed(),
+        kind::FRAME => (
             arb_string(),
             any::<u64>(),
             any::<i64>(),
             any::<u8>(),
             any::<u32>(),
             any::<u32>(),
-            bytes
+            bytes(),
         )
             .prop_map(
-                |(stream, seq, capture_us, format, width, height, payload)| Message::Frame(Frame {
+                |(stream, seq, capture_us, format, width, height, payload)| {
+                    Message::Frame(Frame {
+                        stream,
+                        seq,
+                        capture_us,
+                        format,
+                        width,
+                        height,
+                        payload,
+                    })
+                },
+            )
+            .boxed(),
+        kind::SUBSCRIBE => (arb_string(), any::<u16>())
+            .prop_map(|(stream, window)| Message::Subscribe(Subscribe { stream, window }))
+            .boxed(),
+        kind::UNSUBSCRIBE => arb_string()
+            .prop_map(|stream| Message::Unsubscribe(Unsubscribe { stream }))
+            .boxed(),
+        kind::FRAME_ACK => (arb_string(), any::<u64>())
+            .prop_map(|(stream, seq)| Message::FrameAck(FrameAck { stream, seq }))
+            .boxed(),
+        kind::PUBLISH => (arb_string(), any::<u32>())
+            .prop_map(|(stream, max_latency_ms)| {
+                Message::Publish(Publish {
                     stream,
-                    seq,
-                    capture_us,
-                    format,
-                    width,
-                    height,
-                    payload
+                    max_latency_ms,
                 })
-            ),
-        (arb_string(), any::<u16>())
-            .prop_map(|(stream, window)| Message::Subscribe(Subscribe { stream, window })),
-    ]
+            })
+            .boxed(),
+        other => panic!("no strategy for message type 0x{other:04x}: add one to arb_of_kind"),
+    }
+}
+
+/// Any message of any type.
+fn arb_message() -> impl Strategy<Value = Message> {
+    proptest::sample::select(all_kinds()).prop_flat_map(arb_of_kind)
+}
+
+#[test]
+fn every_kind_has_a_strategy() {
+    let kinds = all_kinds();
+    assert_eq!(kinds.len(), 25);
+    for k in kinds {
+        let _ = arb_of_kind(k);
+    }
 }
 
 proptest! {
+    /// Every type: decode(encode(m)) == m, the header's length is the payload actually written,
+    /// `payload_len` agrees, and the zero-copy heads match the full encoding.
+    #[test]
+    fn prop_every_kind_round_trips_with_an_exact_length(m in arb_message()) {
+        let bytes = m.to_bytes().unwrap();
+        let header = Header::peek(&bytes).unwrap();
+        prop_assert_eq!(header.kind, m.kind());
+        prop_assert_eq!(header.flags, 0);
+        prop_assert_eq!(header.len as usize, bytes.len() - HEADER_LEN);
+        prop_assert_eq!(m.payload_len(), bytes.len() - HEADER_LEN);
+        prop_assert_eq!(kind_name(header.kind), Some(m.name()));
+        let mut v = Vec::new();
+        m.encode(&mut v).unwrap();
+        prop_assert_eq!(&v[..], &bytes[..]);
+        prop_assert_eq!(decode_one(&bytes), m.clone());
+        match &m {
+            Message::Frame(f) => {
+                let mut head = Vec::new();
+                encode_frame_head(f, &mut head).unwrap();
+                head.extend_from_slice(&f.payload);
+                prop_assert_eq!(&head[..], &bytes[..]);
+            }
+            Message::Data(d) => {
+                let mut head = Vec::new();
+                encode_data_head(d.id, d.bytes.len() as u32, &mut head);
+                prop_assert_eq!(head.len(), HEADER_LEN + DATA_PREFIX_LEN);
+                head.extend_from_slice(&d.bytes);
+                prop_assert_eq!(&head[..], &bytes[..]);
+            }
+            _ => {}
+        }
+    }
+
     #[test]
     fn prop_round_trip_any_split(msgs in proptest::collection::vec(arb_message(), 1..6), cut in any::<prop::sample::Index>()) {
         let mut stream = Vec::new();
