@@ -72,20 +72,6 @@ pub fn utc(us: i64) -> String {
     )
 }
 
-/// µs since the Unix epoch as a UTC stamp fit for a file name (no `:`): `20231114T221320.123Z`.
-pub fn utc_compact(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let millis = us.rem_euclid(1_000_000) / 1000;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `civil_from_days`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -124,7 +110,6 @@ mod tests {
         assert_eq!(utc(1_700_000_000_000_000), "2023-11-14 22:13:20");
         assert_eq!(utc(951_782_400_000_000), "2000-02-29 00:00:00");
         assert_eq!(utc(-1_000_000), "1969-12-31 23:59:59");
-        assert_eq!(utc_compact(1_700_000_000_123_456), "20231114T221320.123Z");
     }
 
     #[test]

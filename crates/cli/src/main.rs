@@ -5,7 +5,6 @@
 //! parses arguments, shows progress, prints results and picks the exit code
 //! (0 ok, 1 failure, 2 usage).
 
-mod camera;
 mod cmd;
 mod format;
 mod logging;

@@ -27,7 +27,6 @@ mod download;
 mod error;
 mod live;
 mod plan;
-mod pump;
 mod tls;
 mod transport;
 mod upload;

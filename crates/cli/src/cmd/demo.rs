@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use framewire_camera::{self as camera, CameraOptions, Ended};
 use framewire_client::{ConnectOptions, TlsOptions};
 use framewire_media::SourceSpec;
 use framewire_server::{Config, HubBuilder};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use crate::camera::{self, CameraOptions, Ended};
 use crate::cmd::serve;
 use crate::Global;
 
@@ -83,7 +83,12 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             let stopped = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
-            (name, camera::run(opts, stopped).await)
+            (
+                name,
+                camera::run(opts, stopped)
+                    .await
+                    .map_err(anyhow::Error::from),
+            )
         });
         eprintln!("camera {name}: synthetic {width}x{height} at {fps} fps");
     }

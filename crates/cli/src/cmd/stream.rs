@@ -4,11 +4,11 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+use framewire_camera::{self as camera, CameraOptions};
 use framewire_client::ConnectOptions;
 use framewire_media::SourceSpec;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::camera::{self, CameraOptions};
 use crate::cmd::UsageError;
 use crate::Global;
 

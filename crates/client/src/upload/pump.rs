@@ -25,7 +25,7 @@ const TRAILER_LEN: usize = 64;
 const POOL_BUFFERS: usize = 4;
 
 /// Send one accepted file from `offset`.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct PumpRequest {
     pub id: u32,
     pub local: PathBuf,
@@ -133,6 +133,17 @@ impl Pump {
         self.abandoned.lock().expect("pump lock").remove(&id)
     }
 
+    /// Ends file `id` with nothing to write: the loop no longer wants it.
+    fn abandon(&self, id: u32, buf: Vec<u8>) -> Result<(), Gone> {
+        self.emit(PumpOut {
+            id,
+            buf,
+            len: 0,
+            data: 0,
+            end: Some(PumpEnd::Abandoned),
+        })
+    }
+
     /// Ends file `id` with a `Cancel` in `buf` (nothing else of `buf` is sent).
     fn cancel(&self, id: u32, mut buf: Vec<u8>, end: PumpEnd) -> Result<(), Gone> {
         let len = put_message(&mut buf, 0, &Message::Cancel(Cancel { id }));
@@ -149,13 +160,7 @@ impl Pump {
         let id = req.id;
         let mut buf = self.take_buf()?;
         if self.is_abandoned(id) {
-            return self.emit(PumpOut {
-                id,
-                buf,
-                len: 0,
-                data: 0,
-                end: Some(PumpEnd::Abandoned),
-            });
+            return self.abandon(id, buf);
         }
         let mut file = match File::open(&req.local) {
             Ok(f) => f,
@@ -194,13 +199,7 @@ impl Pump {
             let last = want as u64 == remaining;
             if want > 0 {
                 if self.is_abandoned(id) {
-                    return self.emit(PumpOut {
-                        id,
-                        buf,
-                        len: 0,
-                        data: 0,
-                        end: Some(PumpEnd::Abandoned),
-                    });
+                    return self.abandon(id, buf);
                 }
                 // On the last chunk, ask for one byte more than offered: getting it means the
                 // file grew since it was offered, at no extra system call.

@@ -1,5 +1,5 @@
 //! The commands a camera answers as a device: `capture`, `pause`, `resume`, `set fps N`,
-//! `set quality Q`, `status`, `stop`; anything else goes to `--on-command PROGRAM` if given.
+//! `set quality Q`, `status`, `stop`; anything else goes to [`CameraOptions::on_command`] if given.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -9,18 +9,16 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use framewire_client::{
-    Client, ConnectOptions, DeviceCommand, FrameSink, ReplyStatus, SendOptions,
+    Client, ClientError, ConnectOptions, DeviceCommand, FrameSink, ReplyStatus, SendOptions,
 };
 use framewire_media::{SourceFrame, SourceSpec};
 use tokio::sync::{oneshot, Notify};
 
-use super::feed::{Request, Shared};
-use super::CameraOptions;
-use crate::format;
+use crate::feed::{Request, Shared};
+use crate::CameraOptions;
 
-/// How long `--on-command PROGRAM` may run. Below the hub's default command timeout (10 s), so
+/// How long the `on_command` program may run. Below the hub's default command timeout (10 s), so
 /// the caller hears "PROGRAM did not finish" from us rather than a bare timeout from the hub.
 const PROGRAM_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long `capture` waits for the capture thread to render a frame.
@@ -29,8 +27,27 @@ const RENDER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The verbs a camera knows, for the `UnknownCommand` answer.
 const KNOWN: &str = "capture, pause, resume, set fps N, set quality Q, status, stop";
 
+/// Why a `capture` failed: the text of the `Failed` answer.
+#[derive(Debug, thiserror::Error)]
+enum CaptureError {
+    #[error("{0}")]
+    Render(String),
+    #[error("the camera is stopping")]
+    Stopping,
+    #[error("no frame rendered within {0:?}")]
+    RenderTimeout(Duration),
+    #[error("no frame has come from the source yet")]
+    NoFrameYet,
+    #[error("cannot write the snapshot to a temporary file")]
+    TempFile(#[source] std::io::Error),
+    #[error(transparent)]
+    Thread(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Hub(#[from] ClientError),
+}
+
 /// One camera's command handler; shared by the tasks answering commands.
-pub struct Device {
+pub(crate) struct Device {
     name: String,
     source: SourceSpec,
     server: String,
@@ -46,7 +63,7 @@ pub struct Device {
 
 impl Device {
     /// The handler of the camera described by `opts`.
-    pub fn new(
+    pub(crate) fn new(
         opts: &CameraOptions,
         shared: Arc<Shared>,
         requests: Sender<Request>,
@@ -68,17 +85,17 @@ impl Device {
     }
 
     /// Completes once a `stop` command was answered.
-    pub async fn stop_requested(&self) {
+    pub(crate) async fn stop_requested(&self) {
         self.stop.notified().await;
     }
 
     /// Whether a `stop` command was answered.
-    pub fn stop_was_requested(&self) -> bool {
+    pub(crate) fn stop_was_requested(&self) -> bool {
         self.stop_requested.load(Relaxed)
     }
 
     /// Answers one command.
-    pub async fn handle(&self, c: DeviceCommand) {
+    pub(crate) async fn handle(&self, c: DeviceCommand) {
         let line = std::iter::once(c.command.as_str())
             .chain(c.args.iter().map(String::as_str))
             .collect::<Vec<_>>()
@@ -87,7 +104,10 @@ impl Device {
         let (status, body) = match (c.command.as_str(), args.as_slice()) {
             ("capture", []) => match self.capture().await {
                 Ok(path) => (ReplyStatus::Ok, path),
-                Err(e) => (ReplyStatus::Failed, format!("capture failed: {e:#}")),
+                Err(e) => (
+                    ReplyStatus::Failed,
+                    format!("capture failed: {}", chain(&e)),
+                ),
             },
             ("pause", []) => (ReplyStatus::Ok, self.set_paused(true)),
             ("resume", []) => (ReplyStatus::Ok, self.set_paused(false)),
@@ -190,14 +210,10 @@ impl Device {
     }
 
     /// Stores a full-quality snapshot on the hub; returns its path there.
-    async fn capture(&self) -> anyhow::Result<String> {
+    async fn capture(&self) -> Result<String, CaptureError> {
         let frame = self.snapshot().await?;
         let n = self.captures.fetch_add(1, Relaxed) + 1;
-        let remote = format!(
-            "{}/captures/{}-{n}.jpg",
-            self.name,
-            format::utc_compact(now_us())
-        );
+        let remote = format!("{}/captures/{}-{n}.jpg", self.name, utc_compact(now_us()));
         // Through the ordinary upload path (verified with BLAKE3), on a connection of its own so
         // frames keep flowing meanwhile.
         let file = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
@@ -210,7 +226,7 @@ impl Device {
             Ok(f)
         })
         .await?
-        .context("cannot write the snapshot to a temporary file")?;
+        .map_err(CaptureError::TempFile)?;
         let mut hub = Client::connect(&self.server, self.connect.clone()).await?;
         let stored = hub
             .send_file(file.path(), &remote, SendOptions::default())
@@ -221,14 +237,14 @@ impl Device {
 
     /// The current frame: the synthetic one re-rendered at full quality, otherwise the last one
     /// taken from the source.
-    async fn snapshot(&self) -> anyhow::Result<SourceFrame> {
+    async fn snapshot(&self) -> Result<SourceFrame, CaptureError> {
         if matches!(self.source, SourceSpec::Synthetic { .. }) {
             let (tx, rx) = oneshot::channel();
             let _ = self.requests.lock().unwrap().send(Request::Capture(tx));
             return match tokio::time::timeout(RENDER_TIMEOUT, rx).await {
-                Ok(Ok(r)) => r.map_err(anyhow::Error::msg),
-                Ok(Err(_)) => anyhow::bail!("the camera is stopping"),
-                Err(_) => anyhow::bail!("no frame rendered within {RENDER_TIMEOUT:?}"),
+                Ok(Ok(r)) => r.map_err(CaptureError::Render),
+                Ok(Err(_)) => Err(CaptureError::Stopping),
+                Err(_) => Err(CaptureError::RenderTimeout(RENDER_TIMEOUT)),
             };
         }
         self.shared
@@ -236,7 +252,7 @@ impl Device {
             .lock()
             .unwrap()
             .clone()
-            .context("no frame has come from the source yet")
+            .ok_or(CaptureError::NoFrameYet)
     }
 
     /// Runs `PROGRAM VERB ARGS...`: its output is the answer (`Ok` if it exits 0).
@@ -260,8 +276,8 @@ impl Device {
             Err(_) => (
                 ReplyStatus::Failed,
                 format!(
-                    "{shown} did not finish within {} (killed)",
-                    format::seconds(PROGRAM_TIMEOUT)
+                    "{shown} did not finish within {:.2} s (killed)",
+                    PROGRAM_TIMEOUT.as_secs_f64()
                 ),
             ),
             Ok(Err(e)) => (ReplyStatus::Failed, format!("cannot run {shown}: {e}")),
@@ -283,6 +299,41 @@ impl Device {
     }
 }
 
+/// `error: its source: ...`, as `anyhow` prints `{:#}`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
+/// µs since the Unix epoch as a UTC stamp fit for a file name (no `:`): `20231114T221320.123Z`.
+fn utc_compact(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let millis = us.rem_euclid(1_000_000) / 1000;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -300,12 +351,32 @@ fn format_fps(fps: Option<f64>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::format_fps;
+    use super::*;
 
     #[test]
     fn fps_reads_like_it_was_typed() {
         assert_eq!(format_fps(Some(30.0)), "30");
         assert_eq!(format_fps(Some(2.5)), "2.5");
         assert_eq!(format_fps(None), "source");
+    }
+
+    #[test]
+    fn capture_names_carry_a_utc_stamp_without_colons() {
+        assert_eq!(utc_compact(1_700_000_000_123_456), "20231114T221320.123Z");
+        assert_eq!(utc_compact(951_782_400_000_000), "20000229T000000.000Z");
+        assert_eq!(utc_compact(-1_000), "19691231T235959.999Z");
+    }
+
+    #[test]
+    fn capture_failures_read_with_their_causes() {
+        let e = CaptureError::TempFile(std::io::Error::other("disk full"));
+        assert_eq!(
+            chain(&e),
+            "cannot write the snapshot to a temporary file: disk full"
+        );
+        assert_eq!(
+            chain(&CaptureError::RenderTimeout(RENDER_TIMEOUT)),
+            "no frame rendered within 5s"
+        );
     }
 }

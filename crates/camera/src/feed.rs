@@ -18,11 +18,11 @@ use framewire_media::{FrameSource, SourceError, SourceFrame, SourceSpec};
 use tokio::sync::oneshot;
 
 /// JPEG quality of a `capture` of the synthetic pattern.
-pub const CAPTURE_QUALITY: u8 = 95;
+pub(crate) const CAPTURE_QUALITY: u8 = 95;
 
 /// What the device commands can change while the camera runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Frames per second: the pace for sources that do not pace themselves, a cap for those that
     /// do (`None`: the source's own rate).
     pub fps: Option<f64>,
@@ -34,7 +34,7 @@ pub struct Settings {
 
 /// State shared by the capture thread and the async side.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// Current settings; the thread reads them before every frame.
     pub settings: Mutex<Settings>,
     /// The frame last taken from the source (published or not), for `capture`.
@@ -49,7 +49,7 @@ pub struct Shared {
 
 impl Shared {
     /// Fresh state with `settings`.
-    pub fn new(settings: Settings) -> Shared {
+    pub(crate) fn new(settings: Settings) -> Shared {
         Shared {
             settings: Mutex::new(settings),
             latest: Mutex::new(None),
@@ -60,14 +60,14 @@ impl Shared {
     }
 
     /// The settings now.
-    pub fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         *self.settings.lock().unwrap()
     }
 }
 
 /// A message to the capture thread.
 #[derive(Debug)]
-pub enum Request {
+pub(crate) enum Request {
     /// Settings changed, or the camera stops: look again now rather than after the current wait.
     Wake,
     /// Re-render the current synthetic frame at [`CAPTURE_QUALITY`].
@@ -76,8 +76,8 @@ pub enum Request {
 
 /// Why the capture thread ended.
 #[derive(Debug)]
-pub enum Finished {
-    /// `--frames N` frames were published.
+pub(crate) enum Finished {
+    /// [`CameraOptions::frames`](crate::CameraOptions::frames) frames were published.
     Frames,
     /// The source has no more frames (end of an MJPEG file or pipe).
     EndOfSource,
@@ -88,7 +88,7 @@ pub enum Finished {
 }
 
 /// An open source, in the form the capture thread needs.
-pub enum Feed {
+pub(crate) enum Feed {
     /// The test pattern, drawn here so that quality can change and `capture` can re-render.
     Synthetic(Box<Pattern>),
     /// A folder; reopened (from its first file) when the quality changes.
@@ -110,7 +110,7 @@ pub enum Feed {
 }
 
 /// The synthetic pattern with its own frame counter.
-pub struct Pattern {
+pub(crate) struct Pattern {
     pattern: Synthetic,
     quality: u8,
     next_number: u64,
@@ -147,7 +147,7 @@ impl Pattern {
     }
 }
 
-/// Whether `spec` delivers frames at its own pace (`--fps` then only caps it).
+/// Whether `spec` delivers frames at its own pace ([`CameraOptions::fps`](crate::CameraOptions::fps) then only caps it).
 pub fn paces_itself(spec: &SourceSpec) -> bool {
     matches!(spec, SourceSpec::MjpegStdin | SourceSpec::V4l2 { .. })
 }
@@ -158,7 +158,11 @@ impl Feed {
     /// # Errors
     /// Whatever opening the source reports.
     #[cfg_attr(not(feature = "v4l2"), allow(unused_variables))]
-    pub fn open(spec: &SourceSpec, quality: u8, fps: Option<f64>) -> Result<Feed, SourceError> {
+    pub(crate) fn open(
+        spec: &SourceSpec,
+        quality: u8,
+        fps: Option<f64>,
+    ) -> Result<Feed, SourceError> {
         Ok(match spec {
             SourceSpec::Synthetic { width, height } => Feed::Synthetic(Box::new(Pattern {
                 pattern: Synthetic::new(*width, *height, quality)?,
@@ -229,7 +233,7 @@ impl Feed {
 
 /// Runs the capture loop until the source ends, `frames` frames were published, or
 /// [`Shared::stop`] is set.
-pub fn run(
+pub(crate) fn run(
     mut feed: Feed,
     shared: &Shared,
     requests: &Receiver<Request>,
