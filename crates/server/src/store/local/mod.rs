@@ -86,29 +86,40 @@ impl LocalStorage {
     }
 
     /// Writes the overlay (and `records`) to the index. On failure everything stays in the
-    /// overlay, which reads consult, and the next call tries again.
+    /// overlay, which reads consult, and the next call tries again. Reads are not held up while
+    /// the index is busy: the overlay is not locked during the write.
     fn write_index(&self, records: Vec<FileRecord>, deleted: Vec<String>) {
-        let mut overlay = self.overlay.lock().unwrap();
-        for r in records {
-            overlay.insert(r.path.clone(), Some(r));
-        }
-        for p in deleted {
-            overlay.insert(p, None);
-        }
-        if overlay.is_empty() {
-            return;
-        }
-        let upserts: Vec<FileRecord> = overlay.values().flatten().cloned().collect();
-        let deletes: Vec<String> = overlay
+        let pending = {
+            let mut overlay = self.overlay.lock().unwrap();
+            for r in records {
+                overlay.insert(r.path.clone(), Some(r));
+            }
+            for p in deleted {
+                overlay.insert(p, None);
+            }
+            if overlay.is_empty() {
+                return;
+            }
+            overlay.clone()
+        };
+        let upserts: Vec<FileRecord> = pending.values().flatten().cloned().collect();
+        let deletes: Vec<String> = pending
             .iter()
             .filter(|(_, v)| v.is_none())
             .map(|(k, _)| k.clone())
             .collect();
         match self.writer.lock().unwrap().apply(&upserts, &deletes) {
-            Ok(()) => overlay.clear(),
+            Ok(()) => {
+                let mut overlay = self.overlay.lock().unwrap();
+                for (path, written) in pending {
+                    if overlay.get(&path) == Some(&written) {
+                        overlay.remove(&path);
+                    }
+                }
+            }
             Err(e) => tracing::error!(
                 error = %e,
-                pending = overlay.len(),
+                pending = pending.len(),
                 "index write failed; the files are stored and listed from memory until it succeeds"
             ),
         }
