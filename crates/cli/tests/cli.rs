@@ -6,6 +6,8 @@
 mod doors;
 #[path = "cli/live.rs"]
 mod live;
+#[path = "cli/shutdown.rs"]
+mod shutdown;
 #[path = "cli/tls.rs"]
 mod tls;
 

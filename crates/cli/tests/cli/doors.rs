@@ -19,7 +19,7 @@ fn frames_dir() -> std::path::PathBuf {
 }
 
 /// Waits for a hub log line starting with `prefix` and returns the rest.
-fn wait_line(hub: &Hub, pred: impl Fn(&str) -> Option<String>, what: &str) -> String {
+pub(super) fn wait_line(hub: &Hub, pred: impl Fn(&str) -> Option<String>, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

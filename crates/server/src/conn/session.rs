@@ -56,6 +56,19 @@ enum End {
     Fatal(Fatal),
 }
 
+/// After telling a client why it is closed: read (and drop) what it is still sending, for a
+/// moment, so that closing does not reset the connection and destroy the answer in flight.
+async fn linger<R: AsyncRead + Unpin>(rd: &mut R) {
+    let mut sink = vec![0u8; 64 * 1024];
+    let _ = tokio::time::timeout(LINGER, async {
+        while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+/// How long [`linger`] reads at most.
+const LINGER: Duration = Duration::from_millis(500);
+
 impl Session {
     /// The session of a client that completed its handshake, and its writer task.
     pub(super) fn start<W: AsyncWrite + Unpin + Send + 'static>(
@@ -97,7 +110,11 @@ impl Session {
     /// Reads and acts until the client leaves, breaks the protocol, or the hub shuts down.
     pub(super) async fn serve<R: AsyncRead + Unpin>(mut self, rd: &mut R, buf: BytesMut) {
         let end = self.run(rd, buf).await;
+        let told = !matches!(end, End::Eof);
         self.close(end).await;
+        if told {
+            linger(rd).await;
+        }
     }
 
     pub(super) async fn send(&self, msg: Message) {

@@ -109,12 +109,14 @@ where
         }
         _ = hub.gate.stop.cancelled() => {}
     }
-    // Shutting down: no new request on this connection; the one in flight may finish.
+    // Shutting down: no new request on this connection; the one in flight may finish, and once
+    // the grace period is over it has a moment to send its answer (an upload: "kept").
     conn.as_mut().graceful_shutdown();
     tokio::select! {
-        _ = conn => {}
+        _ = conn.as_mut() => return,
         _ = hub.gate.abort.cancelled() => {}
     }
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
 }
 
 /// Over a limit: a 503 with the reason, then close.
