@@ -69,33 +69,27 @@ impl TlsOptions {
 /// # Errors
 /// Anything else, with what was wrong.
 pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], String> {
-    let hex: String = s
-        .trim()
-        .strip_prefix("sha256:")
-        .or_else(|| s.trim().strip_prefix("SHA256:"))
-        .unwrap_or(s.trim())
+    if let Some(fp) = framewire_proto::parse_fingerprint(s) {
+        return Ok(fp);
+    }
+    let digits = s
         .chars()
         .filter(|c| *c != ':' && !c.is_whitespace())
-        .collect();
-    if hex.len() != 64 {
+        .count()
+        .saturating_sub(if s.to_ascii_lowercase().contains("sha256:") {
+            6
+        } else {
+            0
+        });
+    if digits != 64 {
         return Err(format!(
-            "a SHA-256 fingerprint has 64 hex digits (32 bytes, AB:CD:... or abcd...), this has {}",
-            hex.len()
+            "a SHA-256 fingerprint has 64 hex digits (32 bytes, AB:CD:... or abcd...), this has {digits}"
         ));
     }
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(&hex, &mut out)
-        .map_err(|_| "a SHA-256 fingerprint has only hex digits 0-9, A-F".to_owned())?;
-    Ok(out)
+    Err("a SHA-256 fingerprint has only hex digits 0-9, A-F".to_owned())
 }
 
-/// A fingerprint as hubs and browsers show it: uppercase hex pairs separated by colons.
-pub fn format_fingerprint(fp: &[u8; 32]) -> String {
-    fp.iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
+pub use framewire_proto::format_fingerprint;
 
 /// The SHA-256 of a certificate's DER bytes.
 pub fn certificate_fingerprint(der: &[u8]) -> [u8; 32] {

@@ -102,17 +102,7 @@ pub fn fingerprint(der: &[u8]) -> [u8; 32] {
     d.as_ref().try_into().expect("SHA-256 is 32 bytes")
 }
 
-/// A fingerprint as browsers show it: uppercase hex pairs separated by colons.
-pub fn format_fingerprint(fp: &[u8; 32]) -> String {
-    let mut s = String::with_capacity(95);
-    for (i, b) in fp.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        s.push_str(&format!("{b:02X}"));
-    }
-    s
-}
+pub use framewire_proto::format_fingerprint;
 
 /// The hub's certificate chain and private key, ready to serve TLS.
 #[derive(Debug)]
