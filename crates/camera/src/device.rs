@@ -313,24 +313,16 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 /// µs since the Unix epoch as a UTC stamp fit for a file name (no `:`): `20231114T221320.123Z`.
 fn utc_compact(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let millis = us.rem_euclid(1_000_000) / 1000;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `civil_from_days`).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let t = framewire_proto::UtcTime::from_unix_us(us);
     format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        t.micros / 1000
     )
 }
 

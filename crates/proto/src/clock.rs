@@ -55,6 +55,52 @@ impl ClockEstimate {
     }
 }
 
+/// A time in µs since the Unix epoch, broken down in UTC (proleptic Gregorian calendar), for
+/// names of files that sort by time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcTime {
+    /// Year.
+    pub year: i64,
+    /// Month, 1..=12.
+    pub month: u32,
+    /// Day of the month, 1..=31.
+    pub day: u32,
+    /// Hour, 0..=23.
+    pub hour: u32,
+    /// Minute, 0..=59.
+    pub minute: u32,
+    /// Second, 0..=59.
+    pub second: u32,
+    /// Microseconds, 0..1_000_000.
+    pub micros: u32,
+}
+
+impl UtcTime {
+    /// Breaks `us` (µs since 1970-01-01T00:00:00Z) down.
+    pub fn from_unix_us(us: i64) -> UtcTime {
+        let secs = us.div_euclid(1_000_000);
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        // Days since 1970-01-01 to a date: Howard Hinnant's `civil_from_days`.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        UtcTime {
+            year: yoe + era * 400 + i64::from(month <= 2),
+            month,
+            day,
+            hour: (rem / 3600) as u32,
+            minute: (rem % 3600 / 60) as u32,
+            second: (rem % 60) as u32,
+            micros: us.rem_euclid(1_000_000) as u32,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +138,17 @@ mod tests {
         assert_eq!(e.rtt_us(), Some(100));
         assert_eq!(e.offset_us(), Some(10));
         assert_eq!(e.to_remote(50), 60);
+    }
+
+    #[test]
+    fn utc_times() {
+        let t = super::UtcTime::from_unix_us(1_709_210_096_789_012);
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.minute, t.second, t.micros),
+            (2024, 2, 29, 12, 34, 56, 789_012)
+        );
+        let before = super::UtcTime::from_unix_us(-1);
+        assert_eq!((before.year, before.month, before.day), (1969, 12, 31));
+        assert_eq!(before.micros, 999_999);
     }
 }

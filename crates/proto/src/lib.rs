@@ -19,7 +19,7 @@ mod wire;
 
 use bytes::{Buf, BufMut, BytesMut};
 
-pub use clock::{ClockEstimate, ClockSample};
+pub use clock::{ClockEstimate, ClockSample, UtcTime};
 pub use fingerprint::{format_fingerprint, parse_fingerprint};
 pub use handshake::{check_preface, Preface, HTTP_REFUSAL};
 pub use message::*;

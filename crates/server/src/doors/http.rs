@@ -35,25 +35,8 @@ pub(crate) async fn accept(listener: TcpListener, tls: Option<TlsAcceptor>, hub:
     if tls.is_some() {
         app = app.layer(axum::Extension(ServedOverHttps));
     }
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = hub.gate.stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    super::accept_failed("http", e).await;
-                    continue;
-                }
-            },
-        };
-        let admission = match hub.gate.admit(peer) {
-            Ok(a) => a,
-            Err(why) => {
-                tracing::warn!(%peer, reason = %why, "HTTP connection refused");
-                tokio::spawn(refuse(tcp, why));
-                continue;
-            }
-        };
+    while let Some((tcp, peer, admission)) = super::admitted(&listener, &hub, "http", refuse).await
+    {
         let _ = tcp.set_nodelay(true);
         let (app, tls, h) = (app.clone(), tls.clone(), Arc::clone(&hub));
         hub.gate.tracker.spawn(async move {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use framewire_proto::{ErrorCode, RemotePath};
+use framewire_proto::{ErrorCode, RemotePath, UtcTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -40,31 +40,13 @@ pub fn sniff_extension(head: &[u8]) -> &'static str {
 fn raw_path(peer: SocketAddr, ext: &str, now_us: i64) -> RemotePath {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Relaxed);
-    let secs = now_us.div_euclid(1_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
+    let t = UtcTime::from_unix_us(now_us);
     let ip = peer.ip().to_string().replace(':', "-");
     let name = format!(
-        "raw/{ip}/{y:04}{m:02}{d:02}-{:02}{:02}{:02}.{:06}-{n}.{ext}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        now_us.rem_euclid(1_000_000)
+        "raw/{ip}/{:04}{:02}{:02}-{:02}{:02}{:02}.{:06}-{n}.{ext}",
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.micros
     );
     RemotePath::parse(&name).expect("generated raw paths are valid")
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Socket reads go into at least this much free buffer.
@@ -73,17 +55,10 @@ const READ_CHUNK: usize = 256 * 1024;
 /// Accepts raw connections until the hub stops.
 pub(crate) async fn accept(listener: TcpListener, access: DoorAccess, hub: Arc<Hub>) {
     let access = Arc::new(access);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = hub.gate.stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    super::accept_failed("raw", e).await;
-                    continue;
-                }
-            },
-        };
+    let refuse = |stream, why| tell(stream, format!("refused: {why}"));
+    while let Some((stream, peer, admission)) =
+        super::admitted(&listener, &hub, "raw", refuse).await
+    {
         if !access.allows(peer.ip()) {
             tracing::warn!(%peer, "raw upload refused: address not allowed");
             tokio::spawn(tell(
@@ -92,14 +67,6 @@ pub(crate) async fn accept(listener: TcpListener, access: DoorAccess, hub: Arc<H
             ));
             continue;
         }
-        let admission = match hub.gate.admit(peer) {
-            Ok(a) => a,
-            Err(why) => {
-                tracing::warn!(%peer, reason = %why, "raw connection refused");
-                tokio::spawn(tell(stream, format!("refused: {why}")));
-                continue;
-            }
-        };
         let (h, a) = (Arc::clone(&hub), Arc::clone(&access));
         hub.gate.tracker.spawn(async move {
             let _admission = admission;
@@ -263,6 +230,5 @@ mod tests {
         assert!(raw_path(v6, "bin", 0)
             .as_str()
             .starts_with("raw/--1/19700101-000000.000000-"));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
     }
 }

@@ -17,7 +17,7 @@
 mod committer;
 mod lease;
 mod quota;
-mod upload;
+mod transfer;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use framewire_proto::{ErrorCode, RemotePath, StoredStatus};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-pub(crate) use upload::Upload;
+pub(crate) use transfer::Upload;
 
 use crate::auth::Perms;
 use crate::events::EventLog;
@@ -265,7 +265,7 @@ impl Pipeline {
         let reservation = self
             .quota
             .reserve(req.size.unwrap_or(0).saturating_sub(offset), &what)?;
-        Ok(Admitted::Upload(Upload::new(upload::Start {
+        Ok(Admitted::Upload(Upload::new(transfer::Start {
             pipeline: Arc::clone(self),
             path,
             key,
