@@ -362,3 +362,281 @@ fn exists_refusal(path: &RemotePath, stored_size: u64) -> Refusal {
         format!("a different file ({stored_size} bytes) is already stored at {path}; send with --overwrite to replace it"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LocalStorage;
+    use bytes::Bytes;
+
+    struct Fixture {
+        pipeline: Arc<Pipeline>,
+        stats: Arc<Stats>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture(tweak: impl FnOnce(&mut crate::Config)) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::Config::new(dir.path());
+        tweak(&mut config);
+        let (storage, _) = LocalStorage::open(dir.path()).unwrap();
+        let stats = Arc::<Stats>::default();
+        let pipeline = Pipeline::start(
+            Arc::new(storage),
+            &config,
+            Work::default(),
+            Arc::clone(&stats),
+            Arc::default(),
+        )
+        .unwrap();
+        Fixture {
+            pipeline,
+            stats,
+            _dir: dir,
+        }
+    }
+
+    fn who(perms: Perms) -> Uploader {
+        Uploader {
+            sender: "t@127.0.0.1".into(),
+            perms,
+        }
+    }
+
+    fn req(path: &str, size: Option<u64>) -> Request {
+        Request {
+            path: RemotePath::parse(path).unwrap(),
+            size,
+            overwrite: false,
+            resume: true,
+            identical_ok: false,
+        }
+    }
+
+    async fn upload(f: &Fixture, r: Request, body: &[u8]) -> Result<Stored, Refusal> {
+        let mut u = match f.pipeline.admit(&who(Perms::ALL), r, None).await? {
+            Admitted::Upload(u) => u,
+            Admitted::Existing(e) => return e.finish(Some(*blake3::hash(body).as_bytes())),
+        };
+        let start = u.offset() as usize;
+        for c in body[start..].chunks(100_000) {
+            u.write(Bytes::copy_from_slice(c)).await?;
+        }
+        u.finish(Some(*blake3::hash(body).as_bytes()))
+            .await?
+            .commit_and_wait()
+            .await
+    }
+
+    fn code<T>(r: Result<T, Refusal>) -> ErrorCode {
+        match r {
+            Ok(_) => panic!("expected a refusal"),
+            Err(e) => e.code,
+        }
+    }
+
+    #[tokio::test]
+    async fn admission_checks_permission_size_lease_and_shutdown() {
+        let f = fixture(|c| c.max_file_size = 1000);
+        let p = &f.pipeline;
+        let r = p
+            .admit(&who(Perms::DOWNLOAD), req("a", Some(1)), None)
+            .await;
+        assert_eq!(code(r), ErrorCode::Forbidden);
+        let r = p.admit(&who(Perms::ALL), req("a", Some(1001)), None).await;
+        assert_eq!(code(r), ErrorCode::TooLarge);
+        let held = p.admit(&who(Perms::ALL), req("a", Some(10)), None).await;
+        assert!(held.is_ok());
+        let r = p.admit(&who(Perms::ALL), req("a", Some(10)), None).await;
+        assert_eq!(code(r), ErrorCode::Busy, "one upload per path");
+        drop(held);
+        assert!(p
+            .admit(&who(Perms::ALL), req("a", Some(10)), None)
+            .await
+            .is_ok());
+        p.stop_admitting();
+        let r = p.admit(&who(Perms::ALL), req("b", Some(10)), None).await;
+        assert_eq!(code(r), ErrorCode::ShuttingDown);
+        let failures = f.stats.upload_failures();
+        assert_eq!(failures.get("forbidden"), Some(&1), "{failures:?}");
+    }
+
+    #[tokio::test]
+    async fn existing_files_are_skipped_refused_or_replaced() {
+        let f = fixture(|_| {});
+        let s = upload(&f, req("doc", Some(5)), b"hello").await.unwrap();
+        assert_eq!(s.status, StoredStatus::New);
+        // Same size, resume on: the client compares hashes.
+        let s = upload(&f, req("doc", Some(5)), b"hello").await.unwrap();
+        assert_eq!(s.status, StoredStatus::Unchanged);
+        assert_eq!(
+            code(upload(&f, req("doc", Some(5)), b"HELLO").await),
+            ErrorCode::Exists
+        );
+        // Another size without overwrite: refused at once.
+        assert_eq!(
+            code(upload(&f, req("doc", Some(2)), b"hi").await),
+            ErrorCode::Exists
+        );
+        let mut over = req("doc", Some(2));
+        over.overwrite = true;
+        assert_eq!(
+            upload(&f, over, b"hi").await.unwrap().status,
+            StoredStatus::Replaced
+        );
+        assert_eq!(
+            f.stats.bytes_stored.load(Relaxed),
+            2,
+            "the replaced bytes are gone"
+        );
+        // HTTP-style: same size may be identical, decided at commit.
+        let mut put = req("doc", Some(2));
+        put.resume = false;
+        put.identical_ok = true;
+        assert_eq!(
+            upload(&f, put.clone(), b"hi").await.unwrap().status,
+            StoredStatus::Unchanged
+        );
+        assert_eq!(code(upload(&f, put, b"ho").await), ErrorCode::Exists);
+    }
+
+    #[tokio::test]
+    async fn sizes_and_hashes_are_checked_and_bad_bytes_kept_nowhere() {
+        let f = fixture(|_| {});
+        let Admitted::Upload(mut u) = f
+            .pipeline
+            .admit(&who(Perms::ALL), req("x", Some(3)), None)
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            code(u.write(Bytes::from_static(b"four")).await),
+            ErrorCode::SizeMismatch
+        );
+        drop(u);
+        let Admitted::Upload(mut u) = f
+            .pipeline
+            .admit(&who(Perms::ALL), req("x", Some(3)), None)
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(u.offset(), 0, "nothing of the refused upload was kept");
+        u.write(Bytes::from_static(b"abc")).await.unwrap();
+        assert_eq!(code(u.finish(Some([9; 32])).await), ErrorCode::HashMismatch);
+        let (files, _) = f.pipeline.storage.list("", "", "", 10).unwrap();
+        assert!(files.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_upload_resumes_from_its_partial() {
+        let f = fixture(|_| {});
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
+        let Admitted::Upload(mut u) = f
+            .pipeline
+            .admit(&who(Perms::ALL), req("big", Some(body.len() as u64)), None)
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        u.write(Bytes::copy_from_slice(&body[..1_200_000]))
+            .await
+            .unwrap();
+        u.park().await;
+        let Admitted::Upload(u) = f
+            .pipeline
+            .admit(&who(Perms::ALL), req("big", Some(body.len() as u64)), None)
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(u.offset(), 1_200_000);
+        assert_eq!(
+            u.prefix_hash(),
+            *blake3::hash(&body[..1_200_000]).as_bytes()
+        );
+        drop(u);
+        let s = upload(&f, req("big", Some(body.len() as u64)), &body)
+            .await
+            .unwrap();
+        assert_eq!(s.hash, *blake3::hash(&body).as_bytes());
+        // Without resume, the partial is thrown away.
+        let Admitted::Upload(mut u) = f
+            .pipeline
+            .admit(&who(Perms::ALL), req("other", Some(10)), None)
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        u.write(Bytes::from_static(b"12345")).await.unwrap();
+        u.park().await;
+        let mut fresh = req("other", Some(10));
+        fresh.resume = false;
+        let Admitted::Upload(u) = f
+            .pipeline
+            .admit(&who(Perms::ALL), fresh, None)
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(u.offset(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_storage_limit_counts_reservations_partials_and_growth() {
+        let f = fixture(|c| c.max_storage = 1000);
+        let p = &f.pipeline;
+        let a = p
+            .admit(&who(Perms::ALL), req("a", Some(600)), None)
+            .await
+            .unwrap();
+        let r = p.admit(&who(Perms::ALL), req("b", Some(600)), None).await;
+        assert_eq!(code(r), ErrorCode::StorageFull, "600 are reserved");
+        drop(a);
+        // Unknown sizes grow their reservation as bytes arrive.
+        let Admitted::Upload(mut u) = p
+            .admit(&who(Perms::ALL), req("raw", None), None)
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        u.write(Bytes::from(vec![1u8; 900])).await.unwrap();
+        assert_eq!(
+            code(u.write(Bytes::from(vec![1u8; 200])).await),
+            ErrorCode::StorageFull
+        );
+        drop(u);
+        // A kept partial counts until resumed.
+        let Admitted::Upload(mut u) = p
+            .admit(&who(Perms::ALL), req("p", Some(800)), None)
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        u.write(Bytes::from(vec![2u8; 700])).await.unwrap();
+        u.park().await;
+        let r = p.admit(&who(Perms::ALL), req("q", Some(400)), None).await;
+        assert_eq!(
+            code(r),
+            ErrorCode::StorageFull,
+            "700 are held by the partial"
+        );
+        let Admitted::Upload(u) = p
+            .admit(&who(Perms::ALL), req("p", Some(800)), None)
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(u.offset(), 700, "resuming needs only the 100 bytes left");
+    }
+}

@@ -306,3 +306,98 @@ fn sync_filesystem(file: &File) -> io::Result<()> {
 fn sync_filesystem(file: &File) -> io::Result<()> {
     file.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use framewire_proto::RemotePath;
+
+    fn item(path: &str, body: &[u8], overwrite: bool) -> CommitItem {
+        CommitItem {
+            path: RemotePath::parse(path).unwrap(),
+            data: CommitData::Memory(vec![Bytes::copy_from_slice(body)]),
+            size: body.len() as u64,
+            hash: *blake3::hash(body).as_bytes(),
+            overwrite,
+            sender: "t".into(),
+        }
+    }
+
+    fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let (files, spool) = (d.path().join("files"), d.path().join("spool"));
+        fs::create_dir_all(&files).unwrap();
+        fs::create_dir_all(&spool).unwrap();
+        (d, files, spool)
+    }
+
+    fn status(a: &Answer) -> Result<StoredStatus, ErrorCode> {
+        a.as_ref().map(|c| c.status).map_err(|r| r.code)
+    }
+
+    #[test]
+    fn a_batch_answers_each_item_in_order() {
+        let (_d, files, spool) = dirs();
+        let (answers, records) = commit_batch(
+            vec![
+                item("a/1.txt", b"one", false),
+                item("a/2.txt", b"two", false),
+                item("b.txt", b"bee", false),
+            ],
+            &files,
+            &spool,
+        );
+        assert!(answers.iter().all(|a| status(a) == Ok(StoredStatus::New)));
+        assert_eq!(records.len(), 3);
+        assert_eq!(fs::read(files.join("a/2.txt")).unwrap(), b"two");
+        assert!(
+            fs::read_dir(&spool).unwrap().next().is_none(),
+            "nothing left in the spool"
+        );
+
+        // Identical, different without overwrite, different with overwrite, a file in the way
+        // of a folder, and a folder in the way of a file — in one batch.
+        let (answers, records) = commit_batch(
+            vec![
+                item("a/1.txt", b"one", false),
+                item("a/2.txt", b"TWO", false),
+                item("b.txt", b"longer bee", true),
+                item("b.txt/c.txt", b"under a file", false),
+                item("a", b"a folder is there", true),
+            ],
+            &files,
+            &spool,
+        );
+        assert_eq!(status(&answers[0]), Ok(StoredStatus::Unchanged));
+        assert_eq!(status(&answers[1]), Err(ErrorCode::Exists));
+        assert_eq!(status(&answers[2]), Ok(StoredStatus::Replaced));
+        assert_eq!(answers[2].as_ref().unwrap().replaced_size, 3);
+        assert_eq!(status(&answers[3]), Err(ErrorCode::Exists));
+        assert_eq!(status(&answers[4]), Err(ErrorCode::Exists));
+        assert_eq!(records.len(), 1, "only the replaced file is recorded");
+        assert_eq!(fs::read(files.join("a/2.txt")).unwrap(), b"two", "kept");
+        assert_eq!(fs::read(files.join("b.txt")).unwrap(), b"longer bee");
+        assert!(fs::read_dir(&spool).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn staged_and_memory_items_commit_together() {
+        let (_d, files, spool) = dirs();
+        let parked = std::sync::Arc::new(super::super::spool::Parked::default());
+        let mut staged = SpoolFile::partial(spool.join("k-5.part"), 0, &parked).unwrap();
+        use crate::store::Staged;
+        staged.write_all(&[Bytes::from_static(b"stage")]).unwrap();
+        let mut big = item("big.bin", b"stage", false);
+        big.data = CommitData::Staged(Box::new(staged));
+        let (answers, records) =
+            commit_batch(vec![big, item("small.txt", b"s", false)], &files, &spool);
+        assert!(answers.iter().all(|a| status(a) == Ok(StoredStatus::New)));
+        assert_eq!(records[0].path, "big.bin");
+        assert_eq!(fs::read(files.join("big.bin")).unwrap(), b"stage");
+        assert!(
+            !spool.join("k-5.part").exists(),
+            "the partial became the file"
+        );
+    }
+}
