@@ -45,7 +45,7 @@ impl EventLog {
             time_us: crate::conn::now_us(),
             kind,
             client: client.to_owned(),
-            text: text.into(),
+            text: crate::untrusted::bounded(&text.into(), crate::untrusted::EVENT_CHARS),
         };
         {
             let mut h = self.history.lock().unwrap();

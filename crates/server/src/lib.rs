@@ -36,6 +36,7 @@ pub mod stats;
 pub mod store;
 pub mod streams;
 pub mod tls;
+mod untrusted;
 mod upload;
 pub mod web;
 

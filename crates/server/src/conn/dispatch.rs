@@ -18,6 +18,7 @@ use super::session::Session;
 use super::{now_us, Fatal};
 use crate::auth::Perms;
 use crate::clients::role;
+use crate::untrusted::shown;
 
 impl Session {
     /// Refuses what this connection's token does not allow: requests with an id get an answer
@@ -68,7 +69,7 @@ impl Session {
             }
             Message::Pong(_) => {}
             Message::Text(t) => {
-                tracing::info!(from = %self.sender, text = %t.text, "message");
+                tracing::info!(from = %self.sender, text = %shown(&t.text), "message");
                 self.client.add_role(role::CONTROL);
                 self.hub
                     .events
@@ -87,7 +88,7 @@ impl Session {
             Message::List(l) => self.list(l).await,
             Message::Command(c) => self.command(c),
             Message::RegisterDevice(d) => {
-                tracing::info!(device = %d.name, from = %self.sender, "device registered");
+                tracing::info!(device = %shown(&d.name), from = %self.sender, "device registered");
                 self.client.add_role(role::DEVICE);
                 self.hub.events.emit(
                     "device",
@@ -121,7 +122,7 @@ impl Session {
                 }
             }
             Message::Error(e) => {
-                tracing::debug!(from = %self.sender, code = %e.code, message = %e.message, "client reported an error");
+                tracing::debug!(from = %self.sender, code = %e.code, message = %shown(&e.message), "client reported an error");
             }
             other => {
                 return Err(Fatal::new(

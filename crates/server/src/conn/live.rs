@@ -13,6 +13,7 @@ use super::session::Session;
 use super::{now_us, Out};
 use crate::clients::role;
 use crate::streams::Stream;
+use crate::untrusted::shown;
 use framewire_proto::{Message, Reply};
 
 /// A stream this connection publishes.
@@ -108,7 +109,7 @@ impl Session {
         let out = self.out.clone();
         let from = self.sender.clone();
         self.tasks.spawn(async move {
-            tracing::info!(%from, device = %c.target, command = %c.command, args = ?c.args, "command");
+            tracing::info!(%from, device = %shown(&c.target), command = %shown(&c.command), args = %shown(&c.args.join(" ")), "command");
             let line = std::iter::once(c.command.as_str()).chain(c.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
             let o = hub.devices.call(&c.target, &c.command, c.args, hub.config.command_timeout).await;
             hub.events.emit("command", &from, format!("{} {line} → {:?}: {}", c.target, o.status, String::from_utf8_lossy(&o.body)));
@@ -132,7 +133,7 @@ impl Session {
         self.hub
             .events
             .emit("stream", &self.sender, format!("publishing {}", p.stream));
-        tracing::info!(stream = %p.stream, from = %self.sender, max_latency_ms = p.max_latency_ms, "publisher joined");
+        tracing::info!(stream = %shown(&p.stream), from = %self.sender, max_latency_ms = p.max_latency_ms, "publisher joined");
         self.publishing.insert(
             p.stream,
             Publishing {
@@ -188,7 +189,7 @@ impl Session {
             ));
         }
         self.client.add_role(role::SUBSCRIBER);
-        tracing::info!(stream = %s.stream, from = %self.sender, window = s.window, "subscriber joined");
+        tracing::info!(stream = %shown(&s.stream), from = %self.sender, window = s.window, "subscriber joined");
         self.subscriptions.insert(
             s.stream,
             Subscription::start(stream, s.window, self.out.clone()),

@@ -145,7 +145,7 @@ async fn serve_connection<R, W>(
         }
     };
     let Some(who) = hub.config.tokens.check(&hello.token) else {
-        tracing::warn!(%peer, client = %hello.name, "refused: missing or wrong token");
+        tracing::warn!(%peer, client = %crate::untrusted::shown(&hello.name), "refused: missing or wrong token");
         let msg = if hello.token.is_empty() {
             "this hub requires a token (--token or FRAMEWIRE_TOKEN)"
         } else {
@@ -157,7 +157,7 @@ async fn serve_connection<R, W>(
     let name = if hello.name.is_empty() {
         "anonymous".to_owned()
     } else {
-        hello.name.clone()
+        crate::untrusted::clean_name(&hello.name)
     };
     // With tokens, uploads are attributed to the token's name, which the client cannot choose.
     let sender = if who.name.is_empty() {

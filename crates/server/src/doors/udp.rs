@@ -72,7 +72,7 @@ fn handle_datagram(data: &[u8], peer: SocketAddr, access: &DoorAccess, hub: &Hub
     match msg {
         Message::Text(t) => {
             udp.accepted.fetch_add(1, Relaxed);
-            tracing::info!(%from, text = %t.text, "message");
+            tracing::info!(%from, text = %crate::untrusted::shown(&t.text), "message");
             hub.events.emit("message", &from, t.text);
         }
         Message::Frame(_) if !access.identity.perms.allows(Perms::PUBLISH) => {

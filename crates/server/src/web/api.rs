@@ -16,25 +16,35 @@ use crate::streams::StreamSnapshot;
 use crate::HubHandle;
 
 /// `GET /api/clients`
-pub(crate) async fn clients(State(hub): State<HubHandle>) -> Json<Value> {
+pub(crate) async fn clients(
+    State(hub): State<HubHandle>,
+    axum::Extension(who): axum::Extension<crate::auth::Identity>,
+) -> Json<Value> {
+    Json(Value::Array(clients_json(&hub, &who)))
+}
+
+/// The connected clients; their addresses only for a token that may administer the hub.
+pub(crate) fn clients_json(hub: &HubHandle, who: &crate::auth::Identity) -> Vec<Value> {
     use std::sync::atomic::Ordering::Relaxed;
-    let list: Vec<Value> = hub
-        .clients()
+    let admin = who.perms.allows(crate::auth::Perms::ADMIN);
+    hub.clients()
         .list()
         .iter()
         .map(|c| {
-            json!({
+            let mut v = json!({
                 "id": c.id,
                 "name": c.name,
-                "addr": c.addr,
                 "roles": c.roles(),
                 "since_us": c.since_us,
                 "bytes_in": c.bytes_in.load(Relaxed),
                 "bytes_out": c.bytes_out.load(Relaxed),
-            })
+            });
+            if admin {
+                v["addr"] = json!(c.addr);
+            }
+            v
         })
-        .collect();
-    Json(Value::Array(list))
+        .collect()
 }
 
 fn ms_pair(p: Option<(u64, u64)>) -> Value {

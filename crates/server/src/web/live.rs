@@ -161,24 +161,22 @@ pub(crate) async fn latest(
 
 /// `GET /ws`: JSON messages: `{"type":"event",...}` (the recent history first, then live) and,
 /// once a second, `{"type":"stats","streams":[...],"clients":[...],"devices":[...]}`.
-pub(crate) async fn websocket(State(hub): State<HubHandle>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| events_socket(hub, socket))
+/// `GET /ws`: the event log (history, then live) and a stats message every second. Events go
+/// only to a token that may read `/api/events` too (download); stats to any subscriber.
+pub(crate) async fn websocket(
+    State(hub): State<HubHandle>,
+    axum::Extension(who): axum::Extension<crate::auth::Identity>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| events_socket(hub, who, socket))
 }
 
 fn event_json(e: &crate::events::Event) -> Value {
     json!({ "type": "event", "time_us": e.time_us, "kind": e.kind, "client": e.client, "text": e.text })
 }
 
-fn stats_json(hub: &HubHandle) -> Value {
-    let clients: Vec<Value> = hub
-        .clients()
-        .list()
-        .iter()
-        .map(|c| {
-            json!({ "id": c.id, "name": c.name, "addr": c.addr, "roles": c.roles(), "since_us": c.since_us,
-                    "bytes_in": c.bytes_in.load(Relaxed), "bytes_out": c.bytes_out.load(Relaxed) })
-        })
-        .collect();
+fn stats_json(hub: &HubHandle, who: &crate::auth::Identity) -> Value {
+    let clients = super::api::clients_json(hub, who);
     let devices: Vec<Value> = hub
         .devices()
         .list()
@@ -197,9 +195,11 @@ fn stats_json(hub: &HubHandle) -> Value {
     })
 }
 
-async fn events_socket(hub: HubHandle, socket: WebSocket) {
+async fn events_socket(hub: HubHandle, who: crate::auth::Identity, socket: WebSocket) {
     let (mut tx, mut rx) = socket.split();
+    let events_allowed = who.perms.allows(crate::auth::Perms::DOWNLOAD);
     let (history, mut live) = hub.events().subscribe();
+    let history = if events_allowed { history } else { Vec::new() };
     for e in &history {
         if tx
             .send(WsMessage::Text(event_json(e).to_string().into()))
@@ -210,7 +210,7 @@ async fn events_socket(hub: HubHandle, socket: WebSocket) {
         }
     }
     if tx
-        .send(WsMessage::Text(stats_json(&hub).to_string().into()))
+        .send(WsMessage::Text(stats_json(&hub, &who).to_string().into()))
         .await
         .is_err()
     {
@@ -224,14 +224,14 @@ async fn events_socket(hub: HubHandle, socket: WebSocket) {
                 let _ = tx.send(WsMessage::Close(None)).await;
                 return;
             }
-            e = live.recv() => match e {
+            e = live.recv(), if events_allowed => match e {
                 Ok(e) => event_json(&e),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     json!({ "type": "event", "time_us": now_us(), "kind": "lagged", "client": "hub", "text": format!("{n} events skipped") })
                 }
                 Err(_) => return,
             },
-            _ = tick.tick() => stats_json(&hub),
+            _ = tick.tick() => stats_json(&hub, &who),
             m = rx.next() => match m {
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => continue,
