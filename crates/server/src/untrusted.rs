@@ -28,8 +28,7 @@ impl fmt::Display for Shown<'_> {
 }
 
 fn write_bounded(out: &mut impl fmt::Write, s: &str, max: usize) -> fmt::Result {
-    let mut chars = 0;
-    for (i, c) in s.char_indices() {
+    for (chars, (i, c)) in s.char_indices().enumerate() {
         if chars == max {
             return write!(out, "… (+{} bytes)", s.len() - i);
         }
@@ -38,7 +37,6 @@ fn write_bounded(out: &mut impl fmt::Write, s: &str, max: usize) -> fmt::Result 
         } else {
             out.write_char(c)?;
         }
-        chars += 1;
     }
     Ok(())
 }
