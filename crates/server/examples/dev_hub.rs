@@ -4,8 +4,9 @@
 //! cargo run -p framewire-server --example dev_hub -- <data dir>
 //! ```
 //!
-//! Streams `cam-1` and `cam-2` replay the JPEGs of `/work/shared/data/frames-1080p/` (or of the
-//! folder in `FRAMEWIRE_FRAMES`) at about 10 fps, published straight into the hub. Devices `cam-1`
+//! Streams `cam-1` and `cam-2` replay 1920×1080 JPEGs at about 10 fps, published straight into the
+//! hub: those of the folder in `FRAMEWIRE_FRAMES`, or else the test kit's 39 generated sample
+//! frames. Devices `cam-1`
 //! and `cam-2` are a real protocol client on the native port that answers every command with
 //! `ok: <command> <args>`. Prints `... listening on ADDR` and the dashboard's `http://.../` URL,
 //! then runs until Ctrl-C or SIGTERM.
@@ -21,13 +22,13 @@ use framewire_proto::{
     decode, frame_format, Frame, Hello, Message, Pong, RegisterDevice, Reply, ReplyStatus,
     DEFAULT_MAX_PAYLOAD, VERSION,
 };
-use framewire_server::{Config, HubHandle, Server};
+use framewire_server::HubHandle;
+use framewire_testkit::TestHub;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-const DEFAULT_FRAMES: &str = "/work/shared/data/frames-1080p";
 const FPS: u64 = 10;
 const STREAMS: [&str; 2] = ["cam-1", "cam-2"];
 
@@ -41,33 +42,27 @@ async fn main() -> AnyResult<()> {
         .unwrap_or_else(|| PathBuf::from("./framewire-dev-data"));
     let frames_dir = std::env::var_os("FRAMEWIRE_FRAMES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_FRAMES));
+        .unwrap_or_else(|| framewire_testkit::frames::sample_frames_dir().to_path_buf());
     let frames = load_jpegs(&frames_dir)?;
 
     // Before anything is announced, so that a signal sent right after the URLs stops us cleanly.
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
 
-    let server = Server::open(Config::new(&data)).await?;
-    let hub = server.handle();
-    let native = TcpListener::bind("127.0.0.1:0").await?;
+    let hub = TestHub::builder().data(&data).start().await;
+    let native_addr = hub.addr;
     let http = TcpListener::bind("127.0.0.1:0").await?;
-    let native_addr = native.local_addr()?;
     let http_addr = http.local_addr()?;
 
     let stop = CancellationToken::new();
-    let hub_task = tokio::spawn({
-        let stop = stop.clone();
-        async move { server.serve(native, stop.cancelled_owned()).await }
-    });
     let http_task = tokio::spawn(framewire_server::web::serve_http(
         http,
-        hub.clone(),
+        hub.handle.clone(),
         stop.clone().cancelled_owned(),
     ));
     for (i, name) in STREAMS.iter().enumerate() {
         tokio::spawn(feed_stream(
-            hub.clone(),
+            hub.handle.clone(),
             name,
             frames.clone(),
             i * frames.len() / 2,
@@ -90,7 +85,7 @@ async fn main() -> AnyResult<()> {
     }
     println!("stopping");
     stop.cancel();
-    hub_task.await??;
+    hub.stop().await;
     // An open MJPEG view never ends by itself, and graceful shutdown would wait for it forever.
     match tokio::time::timeout(Duration::from_secs(2), http_task).await {
         Ok(r) => r??,

@@ -10,7 +10,7 @@ use framewire_proto::*;
 use framewire_server::ingest::{serve_raw, serve_udp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn raw_door(hub: &Hub) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+async fn raw_door(hub: &TestHub) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -20,7 +20,7 @@ async fn raw_door(hub: &Hub) -> (std::net::SocketAddr, tokio::sync::oneshot::Sen
     (addr, stop)
 }
 
-fn stored_under(hub: &Hub, dir: &str) -> Vec<std::path::PathBuf> {
+fn stored_under(hub: &TestHub, dir: &str) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = tree(&hub.files().join(dir))
         .into_iter()
         .filter(|p| p.is_file())
@@ -31,7 +31,7 @@ fn stored_under(hub: &Hub, dir: &str) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn raw_tcp_bytes_become_one_stored_file() {
-    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| {
+    let hub = start_hub_with(|c| {
         c.max_file_size = 200_000;
         c.raw_idle_timeout = Duration::from_millis(300);
     })
@@ -114,7 +114,7 @@ async fn raw_tcp_bytes_become_one_stored_file() {
 
 #[tokio::test]
 async fn udp_datagrams_carry_messages_and_frames() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,75 +1,33 @@
-//! Test harness shared by the hub's integration tests: an in-process hub on 127.0.0.1:0 and a
-//! client that speaks raw messages.
-#![allow(dead_code)]
+//! Test harness shared by the hub's integration tests: the test kit's in-process hub with these
+//! tests' settings, and a client that speaks raw messages.
+#![allow(dead_code, unused_imports)] // each test file uses a part of it
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use framewire_proto::*;
-use framewire_server::{Config, Server};
+pub use framewire_testkit::data::list_tree as tree;
+pub use framewire_testkit::{Config, TestHub, TestHubBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
 
 pub const T: Duration = Duration::from_secs(10);
 
-pub struct Hub {
-    pub addr: SocketAddr,
-    pub handle: framewire_server::HubHandle,
-    pub data: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+/// The kit's hub as these tests want it: a 500 ms handshake timeout, so that tests of clients that
+/// never say hello are quick.
+pub fn hub_builder() -> TestHubBuilder {
+    TestHub::builder().config(|c| c.handshake_timeout = Duration::from_millis(500))
 }
 
-impl Hub {
-    pub async fn start() -> Hub {
-        let dir = tempfile::tempdir().unwrap();
-        Self::start_in(dir, |_| {}).await
-    }
+/// A hub with these tests' settings and a temporary data folder.
+pub async fn start_hub() -> TestHub {
+    hub_builder().start().await
+}
 
-    pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Hub {
-        let data = dir.path().join("data");
-        let mut config = Config::new(&data);
-        config.handshake_timeout = Duration::from_millis(500);
-        tweak(&mut config);
-        let server = Server::open(config).await.unwrap();
-        let handle = server.handle();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .serve(listener, async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-        Hub {
-            addr,
-            handle,
-            data,
-            stop: Some(stop),
-            task,
-            _dir: dir,
-        }
-    }
-
-    pub async fn stop(mut self) -> tempfile::TempDir {
-        self.stop.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(T, &mut self.task)
-            .await
-            .expect("hub stops in time")
-            .unwrap();
-        self._dir
-    }
-
-    pub fn files(&self) -> PathBuf {
-        self.data.join("files")
-    }
+/// A hub with these tests' settings changed by `tweak`, and a temporary data folder.
+pub async fn start_hub_with(tweak: impl FnOnce(&mut Config)) -> TestHub {
+    hub_builder().config(tweak).start().await
 }
 
 /// A client that speaks raw messages.
@@ -175,21 +133,4 @@ pub fn assert_rejected(m: &Message, code: ErrorCode) -> String {
         }
         other => panic!("expected Rejected({code:?}), got {other:?}"),
     }
-}
-
-/// Every path below `root`, to check nothing appeared outside the data folder.
-pub fn tree(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p.clone());
-            }
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
 }
