@@ -74,6 +74,15 @@ SLOW_S=6
 log() { printf '[live.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# The frames first: without them nothing else is worth setting up.
+frames_help="the benchmark replays 1920x1080 camera JPEGs: those of shared/data/frames-1080p \
+beside the repository checkout (the project's shared data), or of the folder in LIVE_FRAMES. \
+Without them, make a synthetic stand-in (figures will differ from camera frames) with: \
+cargo run -p framewire-testkit --example write_frames -- --sample DIR; then LIVE_FRAMES=DIR"
+[[ -d $FRAMES ]] || die "no frames folder at $FRAMES: $frames_help"
+N_FRAMES=$(find "$FRAMES" -maxdepth 1 -iname '*.jpg' | wc -l)
+((N_FRAMES > 0)) || die "no .jpg files in $FRAMES: $frames_help"
+
 # ---------------------------------------------------------------------------
 # Background processes: started under `timeout` (a backstop if this script is
 # killed without running its trap), tracked by pid, stopped by pid.
@@ -136,9 +145,6 @@ if ((RT)) && ! { command -v chrt >/dev/null && chrt -f 1 true 2>/dev/null; }; th
   log "WARNING: chrt -f 1 is not permitted here (root needed); --rt ignored"
   RT=0
 fi
-[[ -d $FRAMES ]] || die "no frames folder at $FRAMES (set LIVE_FRAMES)"
-N_FRAMES=$(find "$FRAMES" -maxdepth 1 -iname '*.jpg' | wc -l)
-((N_FRAMES > 0)) || die "no .jpg files in $FRAMES"
 
 FW_BIN=${FW_BIN:-}
 BENCH_BIN=${BENCH_BIN:-}

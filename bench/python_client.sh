@@ -54,6 +54,15 @@ RESULTS_JSON="$BENCH/results/python-client-latest.json"
 log() { printf '[python_client.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# The frames first: without them nothing else is worth setting up.
+frames_help="the benchmark replays 1920x1080 camera JPEGs: those of shared/data/frames-1080p \
+beside the repository checkout (the project's shared data), or of the folder in LIVE_FRAMES. \
+Without them, make a synthetic stand-in (figures will differ from camera frames) with: \
+cargo run -p framewire-testkit --example write_frames -- --sample DIR; then LIVE_FRAMES=DIR"
+[[ -d $FRAMES ]] || die "no frames folder at $FRAMES: $frames_help"
+N_FRAMES=$(find "$FRAMES" -maxdepth 1 -iname '*.jpg' | wc -l)
+((N_FRAMES > 0)) || die "no .jpg files in $FRAMES: $frames_help"
+
 # Background processes: tracked by pid, stopped by pid (SIGTERM, then SIGKILL after 10 s).
 BG_PIDS=()
 HUB_DATA=""
@@ -92,9 +101,6 @@ if ! python3 -c 'import framewire' 2>/dev/null; then
   python3 -m pip install --quiet "$PKG_COPY" >&2 || { rm -rf "$PKG_COPY"; die "pip install ./clients/python failed"; }
   rm -rf "$PKG_COPY"
 fi
-[[ -d $FRAMES ]] || die "no frames folder at $FRAMES (set LIVE_FRAMES)"
-N_FRAMES=$(find "$FRAMES" -maxdepth 1 -iname '*.jpg' | wc -l)
-((N_FRAMES > 0)) || die "no .jpg files in $FRAMES"
 
 FW_BIN=${FW_BIN:-}
 if [[ -z $FW_BIN && $BUILD == 1 ]]; then

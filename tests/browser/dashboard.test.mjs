@@ -9,7 +9,7 @@
 //   FRAMEWIRE_BIN=path/to/framewire        optional: sends a message to check the event log
 //   ARTIFACTS=dir                          screenshots go there
 //   CHROMIUM=/usr/bin/chromium             the browser
-//   FRAMES_DIR=dir of JPEGs                the file uploaded (default: the shared 1080p frames)
+//   FRAMES_DIR=dir of JPEGs                the file uploaded (default: tests/data/frames-1080p)
 // `run.sh` sets all of this up. Prints one line per check and `N passed, N failed` last.
 
 import assert from "node:assert/strict";
@@ -26,7 +26,9 @@ const SERVER = process.env.FRAMEWIRE_SERVER || "";
 const BIN = process.env.FRAMEWIRE_BIN || "";
 const ARTIFACTS = process.env.ARTIFACTS || path.join(tmpdir(), "framewire-browser-artifacts");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const FRAMES_DIR = process.env.FRAMES_DIR || "/work/shared/data/frames-1080p";
+const FRAMES_DIR =
+  process.env.FRAMES_DIR ||
+  path.join(path.dirname(new URL(import.meta.url).pathname), "..", "data", "frames-1080p");
 const STREAM = "cam-1";
 const DEVICE = "cam-1";
 const T = 15_000; // longest wait for any one thing

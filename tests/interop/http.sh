@@ -14,7 +14,7 @@ if ! need curl || ! need ffprobe || ! need nc; then
 fi
 bin=${FRAMEWIRE_BIN:-target/release/framewire}
 [ -x "$bin" ] || cargo build --release -q -p framewire
-frames=${FRAMES_DIR:-../shared/data/frames-1080p}
+frames=${FRAMES_DIR:-tests/data/frames-1080p}
 [ -f "$frames/f0001.jpg" ] || { echo "interop: test frames missing at $frames"; exit 1; }
 work=$(mktemp -d)
 pids=()

@@ -26,7 +26,9 @@ if sys.path[:1] != [PACKAGE_ROOT]:
 
 PROTOCOL_VECTORS = os.path.join(REPO, "docs", "protocol-vectors.json")
 BLAKE3_VECTORS = os.path.join(TESTS, "blake3_test_vectors.json")
-FRAMES_DIR = os.path.join(REPO, "..", "shared", "data", "frames-1080p")
+#: Eight small 1920x1080 JPEGs committed with the repository (made by the Rust test kit:
+#: ``cargo run -p framewire-testkit --example write_frames``).
+FRAMES_DIR = os.path.join(REPO, "tests", "data", "frames-1080p")
 
 #: Longest wait for anything a hub does in a test (start, answer, stop).
 HUB_WAIT = 30.0
@@ -80,12 +82,12 @@ def hub_binary() -> str:
 
 
 def frame_files():
-    """The shared 1080p JPEG frames, sorted; a clear failure if the folder is missing."""
+    """The committed 1080p JPEG frames, sorted; a clear failure if the folder is missing."""
     folder = os.path.normpath(FRAMES_DIR)
     if not os.path.isdir(folder):
         raise AssertionError(
-            "the frames folder %s is missing: the live tests need the shared data "
-            "(shared/data/frames-1080p beside the repository)" % folder
+            "the frames folder %s is missing: it is part of the repository "
+            "(tests/data/frames-1080p)" % folder
         )
     names = sorted(n for n in os.listdir(folder) if n.lower().endswith(".jpg"))
     if not names:

@@ -287,7 +287,7 @@ class TokenTests(unittest.TestCase):
 
 
 class LiveTests(unittest.TestCase):
-    """Publisher and Subscriber with the shared 1080p frames."""
+    """Publisher and Subscriber with the committed 1080p frames (tests/data/frames-1080p)."""
 
     @classmethod
     def setUpClass(cls):

@@ -32,15 +32,9 @@ fn c_program(name: &str) -> PathBuf {
     c_dir().join("build").join(name)
 }
 
-/// The sample frames shared beside the repository.
+/// The test kit's sample frames (39 JPEGs of 1920×1080).
 fn frames_dir() -> PathBuf {
-    let dir = repo().join("../shared/data/frames-1080p");
-    assert!(
-        dir.is_dir(),
-        "sample frames missing: {} (expected shared/data/frames-1080p beside the repository)",
-        dir.display()
-    );
-    dir
+    framewire_testkit::frames::sample_frames_dir().to_path_buf()
 }
 
 /// The frames' files in name order, as `publish_dir` sends them.
@@ -248,19 +242,6 @@ impl Hub {
     }
 }
 
-/// Deterministic bytes that do not compress.
-fn content(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[test]
 fn c_vector_and_scripted_hub_tests_pass() {
     build_c();
@@ -291,7 +272,7 @@ fn c_send_file_stores_5_mb_byte_identical() {
     build_c();
     let hub = Hub::start();
     let dir = tempfile::tempdir().unwrap();
-    let bytes = content(5_000_000);
+    let bytes = framewire_testkit::data::bytes(1, 5_000_000);
     let local = dir.path().join("five.bin");
     std::fs::write(&local, &bytes).unwrap();
 

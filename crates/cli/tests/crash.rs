@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use framewire_testkit::data::bytes;
+
 const BIN: &str = env!("CARGO_BIN_EXE_framewire");
 
 /// A hub child process, killed (SIGKILL) when dropped.
@@ -60,34 +62,22 @@ impl Drop for HubProc {
     }
 }
 
-fn content(i: usize, len: usize) -> Vec<u8> {
-    let mut x = (i as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// 150 small files and 3 large ones (so a kill lands mid-file, in both upload paths).
 fn make_source(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     for i in 0..150 {
         files.insert(
             format!("src/small/{i:03}.jpg"),
-            content(i, 20_000 + i * 300),
+            bytes(i as u64, 20_000 + i * 300),
         );
     }
     for i in 0..3 {
-        files.insert(format!("src/big/{i}.bin"), content(1000 + i, 24 << 20));
+        files.insert(format!("src/big/{i}.bin"), bytes(1000 + i as u64, 24 << 20));
     }
-    for (rel, bytes) in &files {
+    for (rel, content) in &files {
         let p = root.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
+        std::fs::write(p, content).unwrap();
     }
     files
 }

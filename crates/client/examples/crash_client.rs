@@ -29,6 +29,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use framewire_client::{Client, ConnectOptions, FileOutcome, ProgressEvent, SendOptions};
+use framewire_testkit::data::Rng;
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
@@ -64,30 +65,6 @@ impl Flags {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn fill(&mut self, len: usize) -> Vec<u8> {
-        let mut v = Vec::with_capacity(len + 8);
-        while v.len() < len {
-            v.extend_from_slice(&self.next().to_le_bytes());
-        }
-        v.truncate(len);
-        v
-    }
-}
-
 fn gen(f: &Flags) -> BoxResult<()> {
     let out = PathBuf::from(f.str("out")?);
     let seed = f.num("seed", 1)?;
@@ -102,7 +79,7 @@ fn gen(f: &Flags) -> BoxResult<()> {
         let mut write = |p: PathBuf, len: usize| -> BoxResult<()> {
             // The seed and path lead the content, so no two files of a run are alike.
             let mut data = format!("{seed}:{}:", p.display()).into_bytes();
-            data.extend(rng.fill(len.saturating_sub(data.len())));
+            data.extend(rng.bytes(len.saturating_sub(data.len())));
             data.truncate(len);
             bytes += data.len();
             files += 1;

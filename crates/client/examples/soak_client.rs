@@ -37,6 +37,7 @@ use framewire_client::{
     frame_format, Client, ConnectOptions, FileOutcome, ProgressEvent, PublishOptions, Publisher,
     ReplyStatus, SendOptions, Subscriber, UploadJob,
 };
+use framewire_testkit::data::Rng;
 
 type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -80,32 +81,12 @@ impl Figures {
     }
 }
 
-struct Rng(u64);
+/// Random pauses, in milliseconds from `lo` to `hi`.
+trait Pauses {
+    fn ms(&mut self, lo: u64, hi: u64) -> Duration;
+}
 
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
+impl Pauses for Rng {
     fn ms(&mut self, lo: u64, hi: u64) -> Duration {
         Duration::from_millis(self.range(lo, hi))
     }
@@ -268,15 +249,6 @@ async fn subscriber(ctx: Arc<Ctx>, k: usize) {
     }
 }
 
-fn content(rng: &mut Rng, len: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        v.extend_from_slice(&rng.next().to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
 async fn uploader(ctx: Arc<Ctx>, k: usize) {
     let mut rng = Rng::new(3000 + k as u64);
     let dir = ctx.work.join(format!("u{k}"));
@@ -306,7 +278,7 @@ async fn uploader(ctx: Arc<Ctx>, k: usize) {
                     rng.range(1, 64 << 10) as usize
                 };
                 let local = dir.join(format!("{n}.bin"));
-                if let Err(e) = std::fs::write(&local, content(&mut rng, len)) {
+                if let Err(e) = std::fs::write(&local, rng.bytes(len)) {
                     ctx.fig.error("upload", e);
                     continue;
                 }
@@ -385,7 +357,7 @@ async fn commander(ctx: Arc<Ctx>, k: usize) {
                 break;
             }
             let device = DEVICES[rng.below(DEVICES.len() as u64) as usize];
-            let arg = format!("{k}-{}", rng.next() % 100_000);
+            let arg = format!("{k}-{}", rng.next_u64() % 100_000);
             match client
                 .command(device, "echo", std::slice::from_ref(&arg))
                 .await
@@ -434,7 +406,7 @@ async fn texter(ctx: Arc<Ctx>, k: usize) {
             if !ctx.running() {
                 break;
             }
-            let text = format!("hello from {k}: {}", rng.next());
+            let text = format!("hello from {k}: {}", rng.next_u64());
             match client.message(&text).await {
                 Ok(answer) if answer == text => ctx.fig.op("text_ok", 1),
                 Ok(answer) => ctx.fig.error("text", format!("odd answer {answer:?}")),

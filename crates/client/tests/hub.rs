@@ -2,87 +2,31 @@
 //! files arrives byte-identical, re-sending skips everything, an interrupted upload resumes, the
 //! overwrite policy holds, and downloads verify.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use framewire_client::{
     plan_upload, Client, ClientError, ConnectOptions, ErrorCode, SendOptions, StoredStatus,
 };
-use framewire_server::{Config, Server};
-use tokio::net::TcpListener;
+use framewire_testkit::data::{self, bytes, read_tree};
+use framewire_testkit::TestHub;
 use tokio::sync::oneshot;
 
 const T: Duration = Duration::from_secs(60);
 
-struct Hub {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Hub {
-    async fn start(data: &Path) -> Hub {
-        let mut config = Config::new(data);
-        // Shutdown cuts uploads at once instead of letting them finish (the resume test).
-        config.shutdown_grace = Duration::ZERO;
-        let server = Server::open(config).await.unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .serve(listener, async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-        Hub {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(T, &mut self.task)
-            .await
-            .expect("hub stops")
-            .unwrap();
-    }
-
-    async fn client(&self) -> Client {
-        let opts = ConnectOptions {
-            name: "tester".into(),
-            ..ConnectOptions::default()
-        };
-        Client::connect(&self.addr.to_string(), opts).await.unwrap()
-    }
-}
-
-/// Deterministic pseudo-random bytes.
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+async fn client(hub: &TestHub) -> Client {
+    let opts = ConnectOptions {
+        name: "tester".into(),
+        ..ConnectOptions::default()
+    };
+    Client::connect(&hub.addr.to_string(), opts).await.unwrap()
 }
 
 /// A tree of 320 files: empty, one byte, multi-MB, nested, spaces and non-ASCII names.
 fn make_tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
     let mut add = |rel: &str, content: Vec<u8>| {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, &content).unwrap();
-        files.push((PathBuf::from(rel), content));
+        files.push((PathBuf::from(rel), data::write_file(root, rel, content)));
     };
     add("empty.bin", Vec::new());
     add("one byte.txt", vec![b'x']);
@@ -100,34 +44,17 @@ fn make_tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-fn read_tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tree_arrives_byte_identical_and_resend_skips_everything() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("photos");
     let mut want = make_tree(&src);
     assert!(want.len() >= 300);
-    let hub = Hub::start(&dir.path().join("data")).await;
-    let mut c = hub.client().await;
+    let hub = TestHub::builder()
+        .data(dir.path().join("data"))
+        .start()
+        .await;
+    let mut c = client(&hub).await;
 
     let plan = plan_upload(&[src.as_path()], Some("backup")).unwrap();
     let report = tokio::time::timeout(T, c.send_plan(plan, SendOptions::default(), |_| {}))
@@ -178,9 +105,14 @@ async fn interrupted_upload_resumes_where_it_stopped() {
     let content = bytes(9, 48 << 20);
     std::fs::write(&big, &content).unwrap();
 
-    // The hub goes away in the middle of the upload.
-    let hub = Hub::start(&data).await;
-    let mut c = hub.client().await;
+    // The hub goes away in the middle of the upload (a grace of 0: cut at once, instead of
+    // letting the upload finish as a hub shutting down normally does).
+    let hub = TestHub::builder()
+        .data(&data)
+        .config(|c| c.shutdown_grace = Duration::ZERO)
+        .start()
+        .await;
+    let mut c = client(&hub).await;
     let (cut, cut_rx) = oneshot::channel::<()>();
     let mut cut = Some(cut);
     let upload = tokio::spawn(async move {
@@ -217,8 +149,8 @@ async fn interrupted_upload_resumes_where_it_stopped() {
     );
 
     // Same data folder, new hub: re-sending continues from the verified prefix.
-    let hub = Hub::start(&data).await;
-    let mut c = hub.client().await;
+    let hub = TestHub::builder().data(&data).start().await;
+    let mut c = client(&hub).await;
     let f = c
         .send_file(
             dir.path().join("big.bin"),
@@ -236,8 +168,11 @@ async fn interrupted_upload_resumes_where_it_stopped() {
 #[tokio::test]
 async fn different_file_is_refused_unless_overwrite() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(&dir.path().join("data")).await;
-    let mut c = hub.client().await;
+    let hub = TestHub::builder()
+        .data(dir.path().join("data"))
+        .start()
+        .await;
+    let mut c = client(&hub).await;
     let local = dir.path().join("note.txt");
     std::fs::write(&local, b"first version").unwrap();
     assert_eq!(
@@ -306,8 +241,11 @@ async fn different_file_is_refused_unless_overwrite() {
 #[tokio::test]
 async fn bad_remote_paths_fail_before_anything_is_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(&dir.path().join("data")).await;
-    let mut c = hub.client().await;
+    let hub = TestHub::builder()
+        .data(dir.path().join("data"))
+        .start()
+        .await;
+    let mut c = client(&hub).await;
     let local = dir.path().join("x.txt");
     std::fs::write(&local, b"x").unwrap();
     for bad in ["../x.txt", "/etc/x", "a//b", "a\\b"] {
@@ -331,8 +269,11 @@ async fn bad_remote_paths_fail_before_anything_is_sent() {
 #[tokio::test]
 async fn get_verifies_and_messages_and_ping_work() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(&dir.path().join("data")).await;
-    let mut c = hub.client().await;
+    let hub = TestHub::builder()
+        .data(dir.path().join("data"))
+        .start()
+        .await;
+    let mut c = client(&hub).await;
     let local = dir.path().join("in.bin");
     let content = bytes(5, 3 << 20);
     std::fs::write(&local, &content).unwrap();

@@ -1,56 +1,15 @@
 //! The live-video client API against a real in-process hub: publish and subscribe, device
 //! commands, and a hub restart in the middle of a stream that both sides ride out on their own.
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
 use framewire_client::{
     Client, ConnectOptions, PublishOptions, Publisher, ReplyStatus, Subscriber,
 };
-use framewire_server::{Config, Server};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use framewire_testkit::TestHub;
 
 const T: Duration = Duration::from_secs(20);
-
-struct Hub {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start_hub(data: &Path, addr: &str) -> (Hub, SocketAddr) {
-    let server = Server::open(Config::new(data)).await.unwrap();
-    let listener = TcpListener::bind(addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .serve(listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    (
-        Hub {
-            stop: Some(stop),
-            task,
-        },
-        addr,
-    )
-}
-
-impl Hub {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(T, &mut self.task)
-            .await
-            .unwrap()
-            .unwrap();
-    }
-}
 
 fn opts(name: &str) -> ConnectOptions {
     ConnectOptions {
@@ -69,9 +28,8 @@ fn jpeg(seq: u8) -> Bytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_subscribe_and_commands() {
-    let dir = tempfile::tempdir().unwrap();
-    let (hub, addr) = start_hub(dir.path(), "127.0.0.1:0").await;
-    let addr = addr.to_string();
+    let hub = TestHub::start().await;
+    let addr = hub.addr.to_string();
     let mut sub = Subscriber::connect(&addr, opts("viewer"), "cam")
         .await
         .unwrap();
@@ -136,7 +94,8 @@ async fn publish_subscribe_and_commands() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_and_subscriber_ride_out_a_hub_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (hub, addr) = start_hub(dir.path(), "127.0.0.1:0").await;
+    let hub = TestHub::builder().data(dir.path()).start().await;
+    let addr = hub.addr;
     let a = addr.to_string();
     let mut sub = Subscriber::connect(&a, opts("viewer"), "cam")
         .await
@@ -162,7 +121,11 @@ async fn publisher_and_subscriber_ride_out_a_hub_restart() {
     // The hub goes away and comes back on the same address.
     hub.stop().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (hub, _) = start_hub(dir.path(), &a).await;
+    let hub = TestHub::builder()
+        .data(dir.path())
+        .listen(addr)
+        .start()
+        .await;
 
     // Both reconnect by themselves; frames flow again.
     let after = tokio::time::timeout(T, async {
@@ -187,9 +150,8 @@ async fn publisher_and_subscriber_ride_out_a_hub_restart() {
 /// `framewire cmd cam stop` relies on it), and the sink reports the newest acknowledged frame.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reply_given_before_close_is_delivered() {
-    let dir = tempfile::tempdir().unwrap();
-    let (hub, addr) = start_hub(dir.path(), "127.0.0.1:0").await;
-    let addr = addr.to_string();
+    let hub = TestHub::start().await;
+    let addr = hub.addr.to_string();
     let mut publish = PublishOptions::new("cam");
     publish.device = true;
     let mut p = Publisher::connect(&addr, opts("camera"), publish)

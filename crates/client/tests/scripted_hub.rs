@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use framewire_client::*;
 use framewire_proto::*;
+use framewire_testkit::data::{self, bytes as content};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -351,19 +352,6 @@ async fn connect(addr: SocketAddr) -> Client {
     Client::connect(&addr.to_string(), opts).await.unwrap()
 }
 
-/// Deterministic, distinct content per file.
-fn content(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// A folder `photos` with files of assorted sizes (empty, below, at and above one chunk).
 fn folder(root: &Path) -> Vec<(String, Vec<u8>)> {
     let sizes = [
@@ -378,10 +366,11 @@ fn folder(root: &Path) -> Vec<(String, Vec<u8>)> {
     for i in 0..20u64 {
         let sub = if i % 3 == 0 { "sub dir/" } else { "" };
         let rel = format!("photos/{sub}img {i:02}.bin");
-        let bytes = content(i, sizes[i as usize % sizes.len()] + i as usize);
-        let p = root.join(&rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, &bytes).unwrap();
+        let bytes = data::write_file(
+            root,
+            &rel,
+            content(i, sizes[i as usize % sizes.len()] + i as usize),
+        );
         files.push((rel, bytes));
     }
     files.sort();

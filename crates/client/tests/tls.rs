@@ -14,64 +14,38 @@ use framewire_client::{
     SendOptions, TlsOptions,
 };
 use framewire_server::tls::TlsIdentity;
-use framewire_server::{Config, HubBuilder, RunningHub};
+use framewire_server::Config;
+use framewire_testkit::data::bytes;
+use framewire_testkit::TestHub;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const T: Duration = Duration::from_secs(20);
 
-/// A hub on a TLS port, and optionally a plain one, with its certificate and HTTPS.
-struct Hub {
-    tls_addr: String,
-    plain_addr: Option<String>,
-    https_addr: std::net::SocketAddr,
-    identity: TlsIdentity,
-    handle: framewire_server::HubHandle,
-    running: Option<RunningHub>,
+/// The kit's hub with TLS on its native port, and a plain port beside it with `plain`.
+async fn start_hub(data: &Path, plain: bool, tweak: impl FnOnce(&mut Config)) -> TestHub {
+    let mut hub = TestHub::builder()
+        .data(data)
+        .tls()
+        .http()
+        .config(|c| c.handshake_timeout = Duration::from_secs(2))
+        .config(tweak);
+    if plain {
+        hub = hub.plain_listener();
+    }
+    hub.start().await
 }
 
-impl Hub {
-    async fn start(data: &Path, plain: bool, tweak: impl FnOnce(&mut Config)) -> Hub {
-        let identity = TlsIdentity::self_signed(data).unwrap();
-        let mut config = Config::new(data);
-        config.handshake_timeout = Duration::from_secs(2);
-        tweak(&mut config);
-        // The same certificate, loaded again from the data folder, for the hub itself.
-        let mut b = HubBuilder::new(config)
-            .tls(TlsIdentity::self_signed(data).unwrap())
-            .listen("127.0.0.1:0")
-            .http("127.0.0.1:0");
-        if plain {
-            b = b.plain("127.0.0.1:0");
-        }
-        let running = b.start().await.unwrap();
-        Hub {
-            tls_addr: running.addr().to_string(),
-            plain_addr: running.plain_addr().map(|a| a.to_string()),
-            https_addr: running.http_addr().unwrap(),
-            identity,
-            handle: running.handle(),
-            running: Some(running),
-        }
-    }
-
-    fn pinned(&self, name: &str) -> ConnectOptions {
-        ConnectOptions {
-            name: name.into(),
-            connect_timeout: Duration::from_secs(2),
-            handshake_timeout: Duration::from_secs(5),
-            io_timeout: Duration::from_secs(10),
-            tls: Some(TlsOptions::pinned(self.identity.fingerprint())),
-            ..ConnectOptions::default()
-        }
-    }
-
-    async fn stop(mut self) {
-        tokio::time::timeout(T, self.running.take().unwrap().shutdown())
-            .await
-            .expect("hub stops")
-            .unwrap();
+/// Client options pinning the hub's certificate.
+fn pinned(hub: &TestHub, name: &str) -> ConnectOptions {
+    ConnectOptions {
+        name: name.into(),
+        connect_timeout: Duration::from_secs(2),
+        handshake_timeout: Duration::from_secs(5),
+        io_timeout: Duration::from_secs(10),
+        tls: Some(TlsOptions::pinned(hub.tls().fingerprint())),
+        ..ConnectOptions::default()
     }
 }
 
@@ -84,35 +58,25 @@ fn plain_opts(name: &str) -> ConnectOptions {
     }
 }
 
-/// Deterministic pseudo-random bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinned_client_uploads_downloads_and_pings() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(&dir.path().join("data"), false, |_| {}).await;
+    let hub = start_hub(&dir.path().join("data"), false, |_| {}).await;
     let src = dir.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    let big = noise(5 << 20, 7);
+    let big = bytes(7, 5 << 20);
     std::fs::write(src.join("big.bin"), &big).unwrap();
     for i in 0..20 {
         std::fs::write(src.join(format!("small-{i}.txt")), format!("file {i}")).unwrap();
     }
 
-    let mut c = tokio::time::timeout(T, Client::connect(&hub.tls_addr, hub.pinned("tls")))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut c = tokio::time::timeout(
+        T,
+        Client::connect(&hub.addr.to_string(), pinned(&hub, "tls")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let p = c.ping().await.unwrap();
     assert!(p.rtt < Duration::from_secs(1));
     let plan = plan_upload(&[&src], Some("up")).unwrap();
@@ -140,27 +104,27 @@ async fn pinned_client_uploads_downloads_and_pings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_fingerprint_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(&dir.path().join("data"), false, |_| {}).await;
-    let mut wrong = hub.identity.fingerprint();
+    let hub = start_hub(&dir.path().join("data"), false, |_| {}).await;
+    let mut wrong = hub.tls().fingerprint();
     wrong[0] ^= 0xff;
     let opts = ConnectOptions {
         tls: Some(TlsOptions::pinned(wrong)),
-        ..hub.pinned("impostor-check")
+        ..pinned(&hub, "impostor-check")
     };
-    let e = tokio::time::timeout(T, Client::connect(&hub.tls_addr, opts))
+    let e = tokio::time::timeout(T, Client::connect(&hub.addr.to_string(), opts))
         .await
         .unwrap()
         .unwrap_err();
     let text = e.to_string();
     match &e {
         ClientError::FingerprintMismatch { expected, got, .. } => {
-            assert_eq!(got, &hub.identity.fingerprint_hex());
+            assert_eq!(got, &hub.tls().fingerprint_hex());
             assert_eq!(expected, &framewire_client::format_fingerprint(&wrong));
         }
         other => panic!("expected a fingerprint mismatch, got {other:?}"),
     }
     assert!(
-        text.contains(&hub.identity.fingerprint_hex()) && text.contains("refusing to connect"),
+        text.contains(&hub.tls().fingerprint_hex()) && text.contains("refusing to connect"),
         "{text}"
     );
     hub.stop().await;
@@ -170,15 +134,15 @@ async fn a_wrong_fingerprint_is_refused() {
 async fn a_ca_file_verifies_the_hub() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let hub = Hub::start(&data, false, |_| {}).await;
+    let hub = start_hub(&data, false, |_| {}).await;
     let ca = data.join("tls/cert.pem");
     let with = |tls: TlsOptions| ConnectOptions {
         tls: Some(tls),
-        ..hub.pinned("ca")
+        ..pinned(&hub, "ca")
     };
 
     // The self-signed certificate as its own CA, checked for the address's IP.
-    let mut c = Client::connect(&hub.tls_addr, with(TlsOptions::with_ca(&ca)))
+    let mut c = Client::connect(&hub.addr.to_string(), with(TlsOptions::with_ca(&ca)))
         .await
         .unwrap();
     c.ping().await.unwrap();
@@ -187,20 +151,24 @@ async fn a_ca_file_verifies_the_hub() {
         server_name: Some("localhost".into()),
         ..TlsOptions::with_ca(&ca)
     };
-    Client::connect(&hub.tls_addr, with(named)).await.unwrap();
+    Client::connect(&hub.addr.to_string(), with(named))
+        .await
+        .unwrap();
     // Pin and CA together: both must pass.
     let both = TlsOptions {
-        fingerprint: Some(hub.identity.fingerprint()),
+        fingerprint: Some(hub.tls().fingerprint()),
         ..TlsOptions::with_ca(&ca)
     };
-    Client::connect(&hub.tls_addr, with(both)).await.unwrap();
+    Client::connect(&hub.addr.to_string(), with(both))
+        .await
+        .unwrap();
 
     // A name the certificate does not have.
     let other = TlsOptions {
         server_name: Some("elsewhere.example".into()),
         ..TlsOptions::with_ca(&ca)
     };
-    let e = Client::connect(&hub.tls_addr, with(other))
+    let e = Client::connect(&hub.addr.to_string(), with(other))
         .await
         .unwrap_err();
     assert!(matches!(e, ClientError::Tls { .. }), "{e:?}");
@@ -210,7 +178,7 @@ async fn a_ca_file_verifies_the_hub() {
     let stranger = tempfile::tempdir().unwrap();
     TlsIdentity::self_signed(stranger.path()).unwrap();
     let e = Client::connect(
-        &hub.tls_addr,
+        &hub.addr.to_string(),
         with(TlsOptions::with_ca(stranger.path().join("tls/cert.pem"))),
     )
     .await
@@ -219,7 +187,7 @@ async fn a_ca_file_verifies_the_hub() {
 
     // An unreadable CA file is named.
     let e = Client::connect(
-        &hub.tls_addr,
+        &hub.addr.to_string(),
         with(TlsOptions::with_ca(dir.path().join("missing.pem"))),
     )
     .await
@@ -232,14 +200,17 @@ async fn a_ca_file_verifies_the_hub() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_on_the_wrong_port_are_told_why() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(&dir.path().join("data"), true, |_| {}).await;
-    let plain = hub.plain_addr.clone().unwrap();
+    let hub = start_hub(&dir.path().join("data"), true, |_| {}).await;
+    let plain = hub.plain_addr.unwrap().to_string();
 
     // A plaintext client on the TLS port: the hub's reason arrives as a hub error.
-    let e = tokio::time::timeout(T, Client::connect(&hub.tls_addr, plain_opts("plain")))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let e = tokio::time::timeout(
+        T,
+        Client::connect(&hub.addr.to_string(), plain_opts("plain")),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
     match &e {
         ClientError::Hub { code, message } => {
             assert_eq!(*code, ErrorCode::UnsupportedVersion);
@@ -249,7 +220,7 @@ async fn clients_on_the_wrong_port_are_told_why() {
     }
 
     // A TLS client on the plain port.
-    let e = tokio::time::timeout(T, Client::connect(&plain, hub.pinned("tls")))
+    let e = tokio::time::timeout(T, Client::connect(&plain, pinned(&hub, "tls")))
         .await
         .unwrap()
         .unwrap_err();
@@ -267,11 +238,11 @@ async fn clients_on_the_wrong_port_are_told_why() {
         "{text:?}"
     );
     // A browser on the native TLS port gets the HTTP explanation.
-    let answer = raw_exchange(&hub.tls_addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let answer = raw_exchange(&hub.addr.to_string(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(answer.starts_with(b"HTTP/1.1 400"), "{answer:?}");
 
     // A silent client on the TLS port is dropped after the handshake timeout (2 s here).
-    let mut silent = TcpStream::connect(&hub.tls_addr).await.unwrap();
+    let mut silent = TcpStream::connect(&hub.addr.to_string()).await.unwrap();
     let mut buf = [0u8; 16];
     let n = tokio::time::timeout(Duration::from_secs(6), silent.read(&mut buf))
         .await
@@ -279,7 +250,7 @@ async fn clients_on_the_wrong_port_are_told_why() {
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
 
     // The hub still serves both kinds.
-    Client::connect(&hub.tls_addr, hub.pinned("ok"))
+    Client::connect(&hub.addr.to_string(), pinned(&hub, "ok"))
         .await
         .unwrap();
     Client::connect(&plain, plain_opts("ok")).await.unwrap();
@@ -326,17 +297,17 @@ async fn raw_exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_and_tls_listeners_serve_at_once_and_share_limits() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(&dir.path().join("data"), true, |c| {
+    let hub = start_hub(&dir.path().join("data"), true, |c| {
         c.max_connections_per_ip = 2;
     })
     .await;
-    let plain = hub.plain_addr.clone().unwrap();
+    let plain = hub.plain_addr.unwrap().to_string();
     let src = dir.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("tls.bin"), noise(300_000, 1)).unwrap();
-    std::fs::write(src.join("plain.bin"), noise(300_000, 2)).unwrap();
+    std::fs::write(src.join("tls.bin"), bytes(1, 300_000)).unwrap();
+    std::fs::write(src.join("plain.bin"), bytes(2, 300_000)).unwrap();
 
-    let mut a = Client::connect(&hub.tls_addr, hub.pinned("a"))
+    let mut a = Client::connect(&hub.addr.to_string(), pinned(&hub, "a"))
         .await
         .unwrap();
     let mut b = Client::connect(&plain, plain_opts("b")).await.unwrap();
@@ -362,7 +333,10 @@ async fn plain_and_tls_listeners_serve_at_once_and_share_limits() {
     assert_eq!(hub.handle.clients().list().len(), 2);
 
     // The per-address limit counts both ports: a third connection is refused on either.
-    for (addr, opts) in [(&hub.tls_addr, hub.pinned("c")), (&plain, plain_opts("c"))] {
+    for (addr, opts) in [
+        (&hub.addr.to_string(), pinned(&hub, "c")),
+        (&plain, plain_opts("c")),
+    ] {
         let e = Client::connect(addr, opts).await.unwrap_err();
         match &e {
             ClientError::Hub { code, message } => {
@@ -427,15 +401,15 @@ impl Https {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_over_https() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(&dir.path().join("data"), false, |c| {
+    let hub = start_hub(&dir.path().join("data"), false, |c| {
         c.tokens = framewire_server::auth::Tokens::from_flags(&["s3cret".into()]);
     })
     .await;
-    let addr = hub.https_addr;
+    let addr = hub.http_addr.unwrap();
     let https = Https {
         addr,
         connector: tokio_rustls::TlsConnector::from(Arc::new(pinned_rustls_config(Some(
-            hub.identity.certificate(),
+            hub.tls().certificate(),
         )))),
     };
     let auth = "Authorization: Bearer s3cret\r\n";
@@ -450,13 +424,13 @@ async fn the_dashboard_over_https() {
     // A camera publishes over native TLS; its frames are served over HTTPS.
     let token = ConnectOptions {
         token: "s3cret".into(),
-        ..hub.pinned("camera")
+        ..pinned(&hub, "camera")
     };
-    let publisher = Publisher::connect(&hub.tls_addr, token, PublishOptions::new("cam"))
+    let publisher = Publisher::connect(&hub.addr.to_string(), token, PublishOptions::new("cam"))
         .await
         .unwrap();
     let mut jpeg = vec![0xff, 0xd8];
-    jpeg.extend(noise(4000, 9));
+    jpeg.extend(bytes(9, 4000));
     jpeg.extend([0xff, 0xd9]);
     let jpeg = Bytes::from(jpeg);
     let latest = tokio::time::timeout(T, async {

@@ -2,11 +2,12 @@
 //! `cargo run --release -p framewire-media --example media_bench [-- FRAMES_DIR]`.
 //!
 //! Prints synthetic encode rates (640×480, 1280×720, 1920×1080), the 1080p thumbnail time and its
-//! parts, probe time and MJPEG splitting throughput, using the shared 1080p frames. Each figure is
-//! the best of several batches, so other load on the machine inflates it less.
+//! parts, probe time and MJPEG splitting throughput, using the 1080p camera frames of
+//! `shared/data/frames-1080p` beside the repository (or FRAMES_DIR). Each figure is the best of
+//! several batches, so other load on the machine inflates it less.
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use framewire_media::mjpeg::Splitter;
@@ -41,6 +42,17 @@ fn main() {
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/frames-1080p")
         });
+    let names = jpeg_files(&dir).unwrap_or_else(|why| {
+        eprintln!(
+            "media_bench: no frames to measure: {why}.\n\
+             It reads the 1920x1080 camera JPEGs of shared/data/frames-1080p, beside the repository \
+             checkout (the project's shared data), or of the folder given as its argument:\n  \
+             cargo run --release -p framewire-media --example media_bench -- FRAMES_DIR\n\
+             Without them, a stand-in set (synthetic, so figures differ from camera frames) is made by\n  \
+             cargo run -p framewire-testkit --example write_frames -- --sample FRAMES_DIR"
+        );
+        std::process::exit(2);
+    });
 
     for (w, h) in [(640, 480), (1280, 720), (1920, 1080)] {
         let mut source = Synthetic::new(w, h, 80).expect("synthetic");
@@ -54,11 +66,6 @@ fn main() {
         );
     }
 
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    names.sort();
     let frames: Vec<Vec<u8>> = names
         .iter()
         .map(|p| std::fs::read(p).expect("read"))
@@ -113,4 +120,19 @@ fn main() {
         stream.len() as f64 / t.as_secs_f64() / 1e6,
         frames.len() as f64 / t.as_secs_f64()
     );
+}
+
+/// The `.jpg` files of `dir` in name order, or why there are none.
+fn jpeg_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut names: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("jpg")))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(format!("no .jpg files in {}", dir.display()));
+    }
+    Ok(names)
 }

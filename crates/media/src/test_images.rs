@@ -1,4 +1,5 @@
-//! Images for unit tests: the shared 1080p frames, and small JPEGs and PNGs made on the spot.
+//! Images for unit tests: the test kit's 1080p sample frames, and small JPEGs and PNGs made on the
+//! spot.
 
 use std::path::PathBuf;
 
@@ -6,22 +7,17 @@ use zune_png::zune_core::bit_depth::BitDepth;
 use zune_png::zune_core::colorspace::ColorSpace;
 use zune_png::zune_core::options::EncoderOptions;
 
-/// The shared benchmark frames, beside the repository checkout.
+/// 39 camera-like 1920×1080 JPEGs (`f0001.jpg`...), made by `framewire-testkit` once per build.
 pub fn real_frames_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/frames-1080p")
+    framewire_testkit::frames::sample_frames_dir().to_path_buf()
 }
 
 /// Every `.jpg` in [`real_frames_dir`], in name order. Panics (failing the test rather than
-/// skipping it) when the folder is missing, so a CI without the data cannot pass silently.
+/// skipping it) when the folder cannot be read.
 pub fn real_frames() -> Vec<(String, Vec<u8>)> {
     let dir = real_frames_dir();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-        panic!(
-            "test data missing: cannot read {} ({e}); the 1080p frames live in shared/data/frames-1080p \
-             beside the repository checkout",
-            dir.display()
-        )
-    });
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("test data missing: cannot read {} ({e})", dir.display()));
     let mut names: Vec<PathBuf> = entries
         .map(|e| e.expect("read_dir entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "jpg"))

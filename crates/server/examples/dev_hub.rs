@@ -4,8 +4,9 @@
 //! cargo run -p framewire-server --example dev_hub -- <data dir>
 //! ```
 //!
-//! Streams `cam-1` and `cam-2` replay the JPEGs of `/work/shared/data/frames-1080p/` (or of the
-//! folder in `FRAMEWIRE_FRAMES`) at about 10 fps, published straight into the hub. Devices `cam-1`
+//! Streams `cam-1` and `cam-2` replay 1920×1080 JPEGs at about 10 fps, published straight into the
+//! hub: those of the folder in `FRAMEWIRE_FRAMES`, or else the test kit's 39 generated sample
+//! frames. Devices `cam-1`
 //! and `cam-2` are a real protocol client on the native port that answers every command with
 //! `ok: <command> <args>`. Prints `... listening on ADDR` and the dashboard's `http://.../` URL,
 //! then runs until Ctrl-C or SIGTERM.
@@ -21,13 +22,13 @@ use framewire_proto::{
     decode, frame_format, Frame, Hello, Message, Pong, RegisterDevice, Reply, ReplyStatus,
     DEFAULT_MAX_PAYLOAD, VERSION,
 };
-use framewire_server::{Config, HubBuilder, HubHandle};
+use framewire_server::HubHandle;
+use framewire_testkit::TestHub;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-const DEFAULT_FRAMES: &str = "/work/shared/data/frames-1080p";
 const FPS: u64 = 10;
 const STREAMS: [&str; 2] = ["cam-1", "cam-2"];
 
@@ -41,26 +42,21 @@ async fn main() -> AnyResult<()> {
         .unwrap_or_else(|| PathBuf::from("./framewire-dev-data"));
     let frames_dir = std::env::var_os("FRAMEWIRE_FRAMES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_FRAMES));
+        .unwrap_or_else(|| framewire_testkit::frames::sample_frames_dir().to_path_buf());
     let frames = load_jpegs(&frames_dir)?;
 
     // Before anything is announced, so that a signal sent right after the URLs stops us cleanly.
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
 
-    let running = HubBuilder::new(Config::new(&data))
-        .listen("127.0.0.1:0")
-        .http("127.0.0.1:0")
-        .start()
-        .await?;
-    let hub = running.handle();
-    let native_addr = running.addr();
-    let http_addr = running.http_addr().expect("asked for HTTP");
+    let hub = TestHub::builder().data(&data).http().start().await;
+    let native_addr = hub.addr;
+    let http_addr = hub.http_addr.expect("asked for HTTP");
 
     let stop = CancellationToken::new();
     for (i, name) in STREAMS.iter().enumerate() {
         tokio::spawn(feed_stream(
-            hub.clone(),
+            hub.handle.clone(),
             name,
             frames.clone(),
             i * frames.len() / 2,
@@ -83,7 +79,7 @@ async fn main() -> AnyResult<()> {
     }
     println!("stopping");
     stop.cancel();
-    running.shutdown().await?;
+    hub.stop().await;
     Ok(())
 }
 

@@ -21,20 +21,16 @@ fn tokens() -> Tokens {
     t
 }
 
-async fn start() -> Hub {
-    Hub::start_with(
-        tempfile::tempdir().unwrap(),
-        |c| c.tokens = tokens(),
-        Doors {
-            http: true,
-            ..Doors::default()
-        },
-    )
-    .await
+async fn start() -> TestHub {
+    hub_builder()
+        .config(|c| c.tokens = tokens())
+        .http()
+        .start()
+        .await
 }
 
 /// Opens `/ws` with `token` and returns the first `n` JSON messages.
-async fn ws_messages(hub: &Hub, token: &str, n: usize) -> Vec<Value> {
+async fn ws_messages(hub: &TestHub, token: &str, n: usize) -> Vec<Value> {
     let mut s = TcpStream::connect(hub.http_addr.unwrap()).await.unwrap();
     let req = format!(
         "GET /ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -79,7 +75,7 @@ async fn ws_messages(hub: &Hub, token: &str, n: usize) -> Vec<Value> {
     out
 }
 
-async fn api(hub: &Hub, path: &str, token: &str) -> (String, String) {
+async fn api(hub: &TestHub, path: &str, token: &str) -> (String, String) {
     let mut s = TcpStream::connect(hub.http_addr.unwrap()).await.unwrap();
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
@@ -141,7 +137,7 @@ async fn a_viewer_token_sees_neither_the_event_log_nor_addresses() {
 /// newline in a text forged a log line.
 #[tokio::test]
 async fn client_text_is_bounded_in_the_event_log() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     for i in 0..5 {
         c.send(Message::Text(Text {

@@ -15,12 +15,14 @@ use framewire_server::{Config, DoorPolicy, HubBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn all_doors() -> Doors {
-    Doors {
-        raw: Some(DoorPolicy::default()),
-        udp: None,
-        http: true,
-    }
+/// A hub with the HTTP and raw doors, its settings changed by `tweak`.
+async fn all_doors(tweak: impl FnOnce(&mut Config)) -> TestHub {
+    hub_builder()
+        .config(tweak)
+        .http()
+        .raw(DoorPolicy::default())
+        .start()
+        .await
 }
 
 /// A minimal HTTP/1.1 exchange: the status line and the body.
@@ -84,15 +86,11 @@ async fn put(addr: SocketAddr, path: &str, body: &[u8]) -> (String, Vec<u8>) {
 /// connection cap), and raw connections were not counted either.
 #[tokio::test]
 async fn idle_connections_of_every_door_share_the_global_cap() {
-    let hub = Hub::start_with(
-        tempfile::tempdir().unwrap(),
-        |c| {
-            c.max_connections = 6;
-            c.handshake_timeout = Duration::from_secs(30);
-            c.raw_idle_timeout = Duration::from_secs(30);
-        },
-        all_doors(),
-    )
+    let hub = all_doors(|c| {
+        c.max_connections = 6;
+        c.handshake_timeout = Duration::from_secs(30);
+        c.raw_idle_timeout = Duration::from_secs(30);
+    })
     .await;
     let mut idle = Vec::new();
     for _ in 0..2 {
@@ -176,12 +174,7 @@ async fn idle_connections_of_every_door_share_the_global_cap() {
 /// Reproduces: HTTP had no deadline for the request headers, so silent connections stayed.
 #[tokio::test]
 async fn a_silent_http_connection_is_closed_at_the_header_deadline() {
-    let hub = Hub::start_with(
-        tempfile::tempdir().unwrap(),
-        |c| c.handshake_timeout = Duration::from_millis(500),
-        all_doors(),
-    )
-    .await;
+    let hub = all_doors(|c| c.handshake_timeout = Duration::from_millis(500)).await;
     for partial in [&b""[..], b"GET / HTTP/1.1\r\nHost: x\r\n"] {
         let mut s = TcpStream::connect(hub.http_addr.unwrap()).await.unwrap();
         s.write_all(partial).await.unwrap();
@@ -203,12 +196,7 @@ async fn a_silent_http_connection_is_closed_at_the_header_deadline() {
 /// stalled `ls`, `get`, `send` and HTTP GETs for everyone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickling_raw_uploads_delay_no_one() {
-    let hub = Hub::start_with(
-        tempfile::tempdir().unwrap(),
-        |c| c.raw_idle_timeout = Duration::from_secs(30),
-        all_doors(),
-    )
-    .await;
+    let hub = all_doors(|c| c.raw_idle_timeout = Duration::from_secs(30)).await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     assert_stored(
         &c.upload(1, "stored.jpg", &[7u8; 100_000], 0).await,
@@ -283,7 +271,7 @@ async fn offer(c: &mut Raw, id: u32, path: &str, size: u64) -> Message {
     c.recv().await
 }
 
-fn stored_bytes(hub: &Hub) -> u64 {
+fn stored_bytes(hub: &TestHub) -> u64 {
     tree(&hub.files())
         .iter()
         .filter(|p| p.is_file())
@@ -299,7 +287,7 @@ async fn the_storage_limit_holds_for_reservations_and_partials() {
     let limit = |c: &mut Config| c.max_storage = 10 * MIB;
 
     // Native: five 8 MiB offers pipelined; one fits.
-    let hub = Hub::start_with(tempfile::tempdir().unwrap(), limit, all_doors()).await;
+    let hub = all_doors(limit).await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     let mut accepted = Vec::new();
     for id in 1..=5u32 {
@@ -340,7 +328,7 @@ async fn the_storage_limit_holds_for_reservations_and_partials() {
     hub.stop().await;
 
     // HTTP: five parallel 8 MiB PUTs; one fits, the others are told "storage full".
-    let hub = Hub::start_with(tempfile::tempdir().unwrap(), limit, all_doors()).await;
+    let hub = all_doors(limit).await;
     let addr = hub.http_addr.unwrap();
     let puts: Vec<_> = (0..5)
         .map(|i| {
@@ -365,7 +353,7 @@ async fn the_storage_limit_holds_for_reservations_and_partials() {
 
     // Partials count: 6 MiB of an interrupted upload are kept; 8 MiB more do not fit, 3 do.
     hub.stop().await;
-    let hub = Hub::start_with(tempfile::tempdir().unwrap(), limit, all_doors()).await;
+    let hub = all_doors(limit).await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     assert!(matches!(
         offer(&mut c, 1, "part.bin", 8 * MIB).await,
@@ -590,8 +578,7 @@ async fn tokenless_doors_refuse_to_start_unbound_and_act_as_their_identity() {
 /// "stored" while `ls` showed nothing and GET answered 404 until a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_index_never_hides_an_acknowledged_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start_with(dir, |_| {}, all_doors()).await;
+    let hub = all_doors(|_| {}).await;
     // Another process holds the index's write lock: every index write fails (after its busy
     // timeout), as on a full or broken disk.
     let lock = rusqlite::Connection::open(hub.data.join("index.sqlite")).unwrap();
@@ -633,8 +620,7 @@ async fn a_failing_index_never_hides_an_acknowledged_file() {
     drop(lock);
     assert_stored(&c.upload(3, "c.txt", b"c", 0).await, StoredStatus::New);
     drop(c);
-    let dir = hub.stop().await;
-    let hub = Hub::start_with(dir, |_| {}, Doors::default()).await;
+    let hub = hub.restart().await;
     let (files, _) = hub.handle.store().list("", "", "", 10).unwrap();
     let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, ["a.txt", "b.txt", "c.txt"]);

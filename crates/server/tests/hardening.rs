@@ -51,7 +51,7 @@ fn expect_error(m: &Message, code: ErrorCode) -> String {
 
 #[tokio::test]
 async fn native_handshake_needs_a_valid_token_and_perms_are_enforced() {
-    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| c.tokens = tokens()).await;
+    let hub = start_hub_with(|c| c.tokens = tokens()).await;
     let (mut c, m) = hello_with(hub.addr, "").await;
     assert!(expect_error(&m, ErrorCode::Unauthorized).contains("requires a token"));
     assert!(c.try_recv().await.is_none(), "closed");
@@ -104,7 +104,7 @@ async fn native_handshake_needs_a_valid_token_and_perms_are_enforced() {
     hub.stop().await;
 }
 
-async fn http(hub: &Hub, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Bytes) {
+async fn http(hub: &TestHub, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Bytes) {
     let res = tokio::time::timeout(T, router(hub.handle.clone()).oneshot(req))
         .await
         .unwrap()
@@ -129,7 +129,7 @@ fn req(method: Method, uri: &str, auth: Option<&str>) -> Request<Body> {
 
 #[tokio::test]
 async fn every_http_path_needs_a_token() {
-    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| c.tokens = tokens()).await;
+    let hub = start_hub_with(|c| c.tokens = tokens()).await;
     let (mut p, _) = hello_with(hub.addr, ADMIN).await;
     p.send(Message::Frame(Frame {
         stream: "cam".into(),
@@ -247,7 +247,7 @@ async fn every_http_path_needs_a_token() {
 
 #[tokio::test]
 async fn connection_limits_refuse_clearly_and_others_keep_working() {
-    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| {
+    let hub = start_hub_with(|c| {
         c.max_connections = 4;
         c.max_connections_per_ip = 3;
     })
@@ -276,7 +276,7 @@ async fn connection_limits_refuse_clearly_and_others_keep_working() {
     );
     hub.stop().await;
 
-    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| c.max_connections = 2).await;
+    let hub = start_hub_with(|c| c.max_connections = 2).await;
     let _a = Raw::hello(hub.addr).await;
     let _b = Raw::hello(hub.addr).await;
     let mut c = Raw::connect(hub.addr).await;
@@ -286,7 +286,7 @@ async fn connection_limits_refuse_clearly_and_others_keep_working() {
 
 #[tokio::test]
 async fn idle_and_subscriber_limits() {
-    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| {
+    let hub = start_hub_with(|c| {
         c.idle_timeout = Duration::from_millis(400);
         c.max_subscribers_per_stream = 1;
     })
@@ -336,7 +336,7 @@ async fn idle_and_subscriber_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_half_open_connections_are_closed_at_the_handshake_timeout() {
-    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| {
+    let hub = start_hub_with(|c| {
         c.handshake_timeout = Duration::from_secs(2);
         c.max_connections_per_ip = 2000;
     })

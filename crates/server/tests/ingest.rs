@@ -10,19 +10,7 @@ use framewire_proto::*;
 use framewire_server::DoorPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn start_raw(
-    tweak: impl FnOnce(&mut framewire_server::Config),
-) -> (Hub, std::net::SocketAddr) {
-    let doors = Doors {
-        raw: Some(DoorPolicy::default()),
-        ..Doors::default()
-    };
-    let hub = Hub::start_with(tempfile::tempdir().unwrap(), tweak, doors).await;
-    let addr = hub.raw_addr.unwrap();
-    (hub, addr)
-}
-
-fn stored_under(hub: &Hub, dir: &str) -> Vec<std::path::PathBuf> {
+fn stored_under(hub: &TestHub, dir: &str) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = tree(&hub.files().join(dir))
         .into_iter()
         .filter(|p| p.is_file())
@@ -33,11 +21,15 @@ fn stored_under(hub: &Hub, dir: &str) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn raw_tcp_bytes_become_one_stored_file() {
-    let (hub, addr) = start_raw(|c| {
-        c.max_file_size = 200_000;
-        c.raw_idle_timeout = Duration::from_millis(300);
-    })
-    .await;
+    let hub = hub_builder()
+        .config(|c| {
+            c.max_file_size = 200_000;
+            c.raw_idle_timeout = Duration::from_millis(300);
+        })
+        .raw(DoorPolicy::default())
+        .start()
+        .await;
+    let addr = hub.raw_addr.unwrap();
     let jpeg: Vec<u8> = [
         &[0xffu8, 0xd8, 0xff, 0xe0][..],
         &vec![7u8; 150_000][..],
@@ -115,11 +107,7 @@ async fn raw_tcp_bytes_become_one_stored_file() {
 
 #[tokio::test]
 async fn udp_datagrams_carry_messages_and_frames() {
-    let doors = Doors {
-        udp: Some(DoorPolicy::default()),
-        ..Doors::default()
-    };
-    let hub = Hub::start_with(tempfile::tempdir().unwrap(), |_| {}, doors).await;
+    let hub = hub_builder().udp(DoorPolicy::default()).start().await;
     let addr = hub.udp_addr.unwrap();
     let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let text = Message::Text(Text {

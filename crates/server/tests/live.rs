@@ -100,7 +100,7 @@ async fn subscribe(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_publishers_three_subscribers_every_stream_arrives() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let addr = hub.addr;
     let subs: Vec<_> = (0..3)
         .map(|_| {
@@ -144,7 +144,7 @@ async fn two_publishers_three_subscribers_every_stream_arrives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_gets_fresh_frames_while_fast_one_keeps_pace() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let addr = hub.addr;
     let run = Duration::from_secs(3);
     let slow =
@@ -188,7 +188,7 @@ async fn slow_subscriber_gets_fresh_frames_while_fast_one_keeps_pace() {
 
 #[tokio::test]
 async fn frames_older_than_max_latency_are_dropped_and_counted() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let (mut sub, _) = Raw::hello(hub.addr).await;
     sub.send(Message::Subscribe(Subscribe {
         stream: "cam".into(),
@@ -221,10 +221,7 @@ async fn frames_older_than_max_latency_are_dropped_and_counted() {
 
 #[tokio::test]
 async fn commands_reach_devices_and_replies_come_back() {
-    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| {
-        c.command_timeout = Duration::from_millis(300)
-    })
-    .await;
+    let hub = start_hub_with(|c| c.command_timeout = Duration::from_millis(300)).await;
     let (mut dev, _) = Raw::hello(hub.addr).await;
     dev.send(Message::RegisterDevice(RegisterDevice {
         name: "cam".into(),

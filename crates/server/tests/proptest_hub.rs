@@ -19,20 +19,19 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use common::Raw;
+use common::{Raw, TestHub};
 use framewire_proto::*;
-use framewire_server::{Config, HubHandle, Server};
+use framewire_testkit::data::{self, Rng};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Panics seen anywhere in this test process since it started.
 static PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -48,39 +47,15 @@ fn count_panics() {
     });
 }
 
-/// The in-process hub, with the handle of its serve task (to tell whether it is still running).
-struct TestHub {
-    addr: SocketAddr,
-    handle: HubHandle,
-    data: std::path::PathBuf,
-    serve: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
+/// The kit's in-process hub with the common settings, and quick command timeouts.
 async fn start_hub() -> TestHub {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut config = Config::new(&data);
-    config.handshake_timeout = Duration::from_millis(500);
-    // A case that sends a command to a device that never answers should not wait 10 s.
-    config.command_timeout = Duration::from_millis(300);
-    let server = Server::open(config).await.unwrap();
-    let handle = server.handle();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let serve = tokio::spawn(async move {
-        server
-            .serve(listener, std::future::pending())
-            .await
-            .unwrap();
-    });
-    TestHub {
-        addr,
-        handle,
-        data,
-        serve,
-        _dir: dir,
-    }
+    common::hub_builder()
+        .config(|c| {
+            // A case that sends a command to a device that never answers should not wait 10 s.
+            c.command_timeout = Duration::from_millis(300);
+        })
+        .start()
+        .await
 }
 
 /// How a case's connection starts.
@@ -350,15 +325,7 @@ fn case() -> impl Strategy<Value = Case> {
 /// Deterministic content of a large upload.
 fn large_content(seed: u64) -> Vec<u8> {
     let len = (1 << 20) + 1000 + seed as usize * 7;
-    let mut x = seed.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    data::bytes(seed, len)
 }
 
 fn encode(m: &Message, out: &mut Vec<u8>) {
@@ -487,13 +454,8 @@ async fn run_case(hub: &TestHub, case: &Case, case_no: usize) -> Result<(), Test
     let (rd, mut wr) = s.into_split();
     let reader = tokio::spawn(drain(rd));
 
-    let mut x = case.split_seed | 1;
-    let mut rnd = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = Rng::new(case.split_seed);
+    let mut rnd = move || rng.next_u64();
     'write: for seg in segments(case) {
         match seg {
             Segment::Pause(d) => tokio::time::sleep(d).await,
@@ -543,7 +505,7 @@ async fn run_case(hub: &TestHub, case: &Case, case_no: usize) -> Result<(), Test
     .await;
     let panics = PANICS.load(Ordering::SeqCst) - panics_before;
     prop_assert_eq!(panics, 0, "the hub panicked (see the panic message above)");
-    prop_assert!(!hub.serve.is_finished(), "the hub's serve task ended");
+    prop_assert!(hub.is_serving(), "the hub's serve task ended");
     prop_assert!(
         settled,
         "state left behind: clients {:?}, devices {:?}, streams {:?}",
@@ -711,7 +673,7 @@ fn random_streams_never_break_the_hub_for_others() {
 /// stream kept a ghost publisher. Each frame must simply be acknowledged.
 #[tokio::test]
 async fn frames_with_extreme_clocks_and_sequence_numbers_are_acknowledged() {
-    let hub = common::Hub::start().await;
+    let hub = common::start_hub().await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     let frame = |seq: u64, capture_us: i64| {
         Message::Frame(Frame {

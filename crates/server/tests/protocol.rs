@@ -12,7 +12,7 @@ use tokio::io::AsyncReadExt;
 
 #[tokio::test]
 async fn welcome_carries_limits_and_clock() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -51,7 +51,7 @@ async fn welcome_carries_limits_and_clock() {
 
 #[tokio::test]
 async fn browser_and_garbage_get_clear_errors_and_hub_keeps_serving() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let mut http = Raw::connect(hub.addr).await;
     http.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut reply = String::new();
@@ -139,7 +139,7 @@ async fn browser_and_garbage_get_clear_errors_and_hub_keeps_serving() {
 
 #[tokio::test]
 async fn oversized_length_is_refused_without_reading_it() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     // Data header announcing 4 GiB.
     c.send_raw(&[0x32, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).await;
@@ -165,7 +165,7 @@ async fn oversized_length_is_refused_without_reading_it() {
 async fn every_bad_path_is_refused_and_nothing_lands_outside_data() {
     let dir = tempfile::tempdir().unwrap();
     let outside_before = tree(dir.path());
-    let hub = Hub::start_in(dir, |_| {}).await;
+    let hub = hub_builder().data(dir.path().join("data")).start().await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     let bad = [
         "/etc/passwd",
@@ -201,7 +201,7 @@ async fn every_bad_path_is_refused_and_nothing_lands_outside_data() {
         other => panic!("{other:?}"),
     }
     let files = hub.files();
-    let dir = hub.stop().await;
+    hub.stop().await;
     let mut after = tree(dir.path());
     after.retain(|p| !p.starts_with(dir.path().join("data")));
     let mut before = outside_before;
@@ -216,7 +216,7 @@ async fn every_bad_path_is_refused_and_nothing_lands_outside_data() {
 
 #[tokio::test]
 async fn corrupted_chunk_is_rejected_and_nothing_stored() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     let good: Vec<u8> = (0..50_000u32).map(|i| (i * 7) as u8).collect();
     let mut bad = good.clone();
@@ -266,7 +266,7 @@ async fn corrupted_chunk_is_rejected_and_nothing_stored() {
 
 #[tokio::test]
 async fn size_lies_are_rejected() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     c.send(Message::Offer(Offer {
         id: 1,
@@ -306,7 +306,7 @@ async fn size_lies_are_rejected() {
 
 #[tokio::test]
 async fn too_large_and_interleaving_are_refused() {
-    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| c.max_file_size = 1000).await;
+    let hub = start_hub_with(|c| c.max_file_size = 1000).await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     c.send(Message::Offer(Offer {
         id: 1,
@@ -353,7 +353,7 @@ async fn too_large_and_interleaving_are_refused() {
 
 #[tokio::test]
 async fn existing_files_skip_refuse_or_overwrite() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     assert_stored(
         &c.upload(1, "doc.txt", b"version one", 0).await,
@@ -467,7 +467,7 @@ async fn existing_files_skip_refuse_or_overwrite() {
 
 #[tokio::test]
 async fn interrupted_upload_resumes_from_verified_prefix() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     {
         let (mut c, _) = Raw::hello(hub.addr).await;
@@ -541,7 +541,7 @@ async fn interrupted_upload_resumes_from_verified_prefix() {
 /// resuming.
 #[tokio::test]
 async fn interrupted_small_upload_resumes_too() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let content: Vec<u8> = (0..300_000u32).map(|i| (i % 239) as u8).collect();
     {
         let (mut c, _) = Raw::hello(hub.addr).await;
@@ -610,7 +610,7 @@ async fn interrupted_small_upload_resumes_too() {
 
 #[tokio::test]
 async fn list_and_get_stream_stored_files() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     for (i, p) in ["a/1", "a/2", "b/1"].iter().enumerate() {
         assert_stored(
@@ -670,18 +670,19 @@ async fn list_and_get_stream_stored_files() {
 
 #[tokio::test]
 async fn restart_reconciles_index_with_disk() {
-    let hub = Hub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub_builder().data(dir.path().join("data")).start().await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     assert_stored(&c.upload(1, "keep", b"keep", 0).await, StoredStatus::New);
     assert_stored(&c.upload(2, "gone", b"gone", 0).await, StoredStatus::New);
     drop(c);
     let files = hub.files();
-    let dir = hub.stop().await;
+    hub.stop().await;
     // Behind the hub's back: one file deleted, one added (as after a crash between rename and
     // index update), one changed.
     std::fs::remove_file(files.join("gone")).unwrap();
     std::fs::write(files.join("found"), b"found").unwrap();
-    let hub = Hub::start_in(dir, |_| {}).await;
+    let hub = hub_builder().data(dir.path().join("data")).start().await;
     let (mut c, _) = Raw::hello(hub.addr).await;
     c.send(Message::List(List {
         id: 1,
@@ -703,7 +704,7 @@ async fn restart_reconciles_index_with_disk() {
 
 #[tokio::test]
 async fn many_concurrent_clients() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let mut tasks = Vec::new();
     for i in 0..200u32 {
         let addr = hub.addr;

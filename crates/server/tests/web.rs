@@ -11,12 +11,13 @@ use bytes::Bytes;
 use common::*;
 use framewire_proto::*;
 use framewire_server::web::router;
+use framewire_testkit::frames::sample_frame;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
-async fn call(hub: &Hub, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Bytes) {
+async fn call(hub: &TestHub, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Bytes) {
     let res = tokio::time::timeout(T, router(hub.handle.clone()).oneshot(req))
         .await
         .unwrap()
@@ -31,11 +32,11 @@ async fn call(hub: &Hub, req: Request<Body>) -> (StatusCode, axum::http::HeaderM
     (status, headers, body)
 }
 
-async fn get(hub: &Hub, uri: &str) -> (StatusCode, axum::http::HeaderMap, Bytes) {
+async fn get(hub: &TestHub, uri: &str) -> (StatusCode, axum::http::HeaderMap, Bytes) {
     call(hub, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
-async fn put(hub: &Hub, uri: &str, body: &[u8]) -> (StatusCode, Value) {
+async fn put(hub: &TestHub, uri: &str, body: &[u8]) -> (StatusCode, Value) {
     let req = Request::put(uri)
         .header(header::CONTENT_LENGTH, body.len())
         .body(Body::from(body.to_vec()))
@@ -51,7 +52,7 @@ fn json(b: &Bytes) -> Value {
 
 #[tokio::test]
 async fn put_then_get_with_etag_and_ranges() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let content: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
     let (s, v) = put(&hub, "/files/cam/shot%201.jpg", &content).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -121,7 +122,7 @@ async fn put_then_get_with_etag_and_ranges() {
 
 #[tokio::test]
 async fn put_follows_the_overwrite_policy() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     assert_eq!(
         put(&hub, "/files/doc.txt", b"one").await.0,
         StatusCode::CREATED
@@ -147,7 +148,7 @@ async fn put_follows_the_overwrite_policy() {
 
 #[tokio::test]
 async fn bad_requests_get_the_right_status() {
-    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| {
+    let hub = start_hub_with(|c| {
         c.max_file_size = 1000;
         c.max_storage = 1500;
     })
@@ -206,7 +207,7 @@ async fn bad_requests_get_the_right_status() {
 
 #[tokio::test]
 async fn listings_page_and_filter() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     for p in ["a/1.jpg", "a/2.jpg", "a/3.txt", "b/1.jpg"] {
         assert_eq!(
             put(&hub, &format!("/files/{p}"), p.as_bytes()).await.0,
@@ -281,7 +282,7 @@ fn jpeg_frame(seq: u64) -> Message {
 
 #[tokio::test]
 async fn live_streams_over_http() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     assert_eq!(
         get(&hub, "/streams/cam.mjpeg").await.0,
         StatusCode::NOT_FOUND
@@ -354,10 +355,7 @@ async fn live_streams_over_http() {
 
 #[tokio::test]
 async fn commands_from_http() {
-    let hub = Hub::start_in(tempfile::tempdir().unwrap(), |c| {
-        c.command_timeout = Duration::from_millis(300)
-    })
-    .await;
+    let hub = start_hub_with(|c| c.command_timeout = Duration::from_millis(300)).await;
     let post = |uri: &str, body: &str| {
         Request::builder()
             .method(Method::POST)
@@ -543,7 +541,7 @@ fn check_prometheus(text: &str) -> usize {
 
 #[tokio::test]
 async fn metrics_are_strict_prometheus_text() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let (mut publisher, _) = Raw::hello(hub.addr).await;
     let mut f = jpeg_frame(1);
     if let Message::Frame(fr) = &mut f {
@@ -584,22 +582,11 @@ async fn metrics_are_strict_prometheus_text() {
     hub.stop().await;
 }
 
-fn shared_frame() -> Vec<u8> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/frames-1080p/f0001.jpg");
-    std::fs::read(&p).unwrap_or_else(|e| {
-        panic!(
-            "the shared test frames must be beside the checkout ({}): {e}",
-            p.display()
-        )
-    })
-}
-
 #[tokio::test]
 async fn thumbnails_are_small_jpegs_made_once() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     assert_eq!(
-        put(&hub, "/files/cam/frame.jpg", &shared_frame()).await.0,
+        put(&hub, "/files/cam/frame.jpg", &sample_frame(0)).await.0,
         StatusCode::CREATED
     );
     let (s, h, b) = get(&hub, "/thumbs/cam/frame.jpg").await;
@@ -636,7 +623,7 @@ async fn thumbnails_are_small_jpegs_made_once() {
 
 #[tokio::test]
 async fn dashboard_and_assets_are_served() {
-    let hub = Hub::start().await;
+    let hub = start_hub().await;
     let (s, h, b) = get(&hub, "/").await;
     assert_eq!(s, StatusCode::OK);
     assert!(h[header::CONTENT_TYPE]
@@ -685,11 +672,7 @@ async fn ws_text(s: &mut tokio::net::TcpStream) -> String {
 
 #[tokio::test]
 async fn websocket_streams_events_and_stats() {
-    let doors = Doors {
-        http: true,
-        ..Doors::default()
-    };
-    let hub = Hub::start_with(tempfile::tempdir().unwrap(), |_| {}, doors).await;
+    let hub = hub_builder().http().start().await;
     let http = hub.http_addr.unwrap();
     let (mut c, _) = Raw::hello(hub.addr).await;
     c.send(Message::Text(Text {
@@ -749,11 +732,7 @@ async fn websocket_streams_events_and_stats() {
 /// test: an open MJPEG viewer held the HTTP side's shutdown forever).
 #[tokio::test]
 async fn http_shutdown_ends_live_mjpeg_viewers() {
-    let doors = Doors {
-        http: true,
-        ..Doors::default()
-    };
-    let hub = Hub::start_with(tempfile::tempdir().unwrap(), |_| {}, doors).await;
+    let hub = hub_builder().http().start().await;
     let (mut publisher, _) = Raw::hello(hub.addr).await;
     publisher.send(jpeg_frame(1)).await;
     assert!(matches!(publisher.recv().await, Message::FrameAck(_)));

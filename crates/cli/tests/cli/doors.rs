@@ -4,19 +4,9 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use super::{framewire, stderr, stdout, Hub};
+use framewire_testkit::frames::sample_frames_dir;
 
-/// The shared 1080p test frames beside the checkout.
-fn frames_dir() -> std::path::PathBuf {
-    let d =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/frames-1080p");
-    assert!(
-        d.is_dir(),
-        "the shared test frames must be beside the checkout: {}",
-        d.display()
-    );
-    d
-}
+use super::{framewire, stderr, stdout, Hub};
 
 /// Waits for a hub log line starting with `prefix` and returns the rest.
 pub(super) fn wait_line(hub: &Hub, pred: impl Fn(&str) -> Option<String>, what: &str) -> String {
@@ -53,7 +43,7 @@ fn raw_tcp_ingest_and_udp_messages() {
     );
 
     // As nc -q0 does: send the file, close our side, (try to) read the one-line answer.
-    let photo = std::fs::read(frames_dir().join("f0003.jpg")).unwrap();
+    let photo = std::fs::read(sample_frames_dir().join("f0003.jpg")).unwrap();
     let mut s = std::net::TcpStream::connect(&raw).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(&photo).unwrap();

@@ -1,91 +1,33 @@
-//! Test harness shared by the hub's integration tests: an in-process hub on 127.0.0.1:0 and a
-//! client that speaks raw messages.
-#![allow(dead_code)]
+//! Test harness shared by the hub's integration tests: the test kit's in-process hub with these
+//! tests' settings, and a client that speaks raw messages.
+#![allow(dead_code, unused_imports)] // each test file uses a part of it
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use framewire_proto::*;
-use framewire_server::{Config, DoorPolicy, HubBuilder, RunningHub};
+pub use framewire_testkit::data::list_tree as tree;
+pub use framewire_testkit::{Config, TestHub, TestHubBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub const T: Duration = Duration::from_secs(10);
 
-pub struct Hub {
-    pub addr: SocketAddr,
-    pub raw_addr: Option<SocketAddr>,
-    pub udp_addr: Option<SocketAddr>,
-    pub http_addr: Option<SocketAddr>,
-    pub handle: framewire_server::HubHandle,
-    pub data: PathBuf,
-    running: Option<RunningHub>,
-    _dir: tempfile::TempDir,
+/// The kit's hub as these tests want it: a 500 ms handshake timeout, so that tests of clients that
+/// never say hello are quick.
+pub fn hub_builder() -> TestHubBuilder {
+    TestHub::builder().config(|c| c.handshake_timeout = Duration::from_millis(500))
 }
 
-/// The extra doors a test hub opens.
-#[derive(Default)]
-pub struct Doors {
-    pub raw: Option<DoorPolicy>,
-    pub udp: Option<DoorPolicy>,
-    pub http: bool,
+/// A hub with these tests' settings and a temporary data folder.
+pub async fn start_hub() -> TestHub {
+    hub_builder().start().await
 }
 
-impl Hub {
-    pub async fn start() -> Hub {
-        let dir = tempfile::tempdir().unwrap();
-        Self::start_in(dir, |_| {}).await
-    }
-
-    pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Hub {
-        Self::start_with(dir, tweak, Doors::default()).await
-    }
-
-    pub async fn start_with(
-        dir: tempfile::TempDir,
-        tweak: impl FnOnce(&mut Config),
-        doors: Doors,
-    ) -> Hub {
-        let data = dir.path().join("data");
-        let mut config = Config::new(&data);
-        config.handshake_timeout = Duration::from_millis(500);
-        tweak(&mut config);
-        let mut b = HubBuilder::new(config).listen("127.0.0.1:0");
-        if let Some(p) = doors.raw {
-            b = b.raw("127.0.0.1:0", p);
-        }
-        if let Some(p) = doors.udp {
-            b = b.udp("127.0.0.1:0", p);
-        }
-        if doors.http {
-            b = b.http("127.0.0.1:0");
-        }
-        let running = b.start().await.unwrap();
-        Hub {
-            addr: running.addr(),
-            raw_addr: running.raw_addr(),
-            udp_addr: running.udp_addr(),
-            http_addr: running.http_addr(),
-            handle: running.handle(),
-            data,
-            running: Some(running),
-            _dir: dir,
-        }
-    }
-
-    pub async fn stop(mut self) -> tempfile::TempDir {
-        tokio::time::timeout(T, self.running.take().unwrap().shutdown())
-            .await
-            .expect("hub stops in time")
-            .unwrap();
-        self._dir
-    }
-
-    pub fn files(&self) -> PathBuf {
-        self.data.join("files")
-    }
+/// A hub with these tests' settings changed by `tweak`, and a temporary data folder.
+pub async fn start_hub_with(tweak: impl FnOnce(&mut Config)) -> TestHub {
+    hub_builder().config(tweak).start().await
 }
 
 /// A client that speaks raw messages.
@@ -191,21 +133,4 @@ pub fn assert_rejected(m: &Message, code: ErrorCode) -> String {
         }
         other => panic!("expected Rejected({code:?}), got {other:?}"),
     }
-}
-
-/// Every path below `root`, to check nothing appeared outside the data folder.
-pub fn tree(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p.clone());
-            }
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
 }
