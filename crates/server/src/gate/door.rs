@@ -35,11 +35,13 @@ impl DoorPolicy {
     pub(crate) fn resolve(&self, door: &str, tokens: &Tokens) -> Result<DoorAccess, ServerError> {
         let identity = match (&self.act_as, tokens.enabled()) {
             (None, false) => Identity::open(),
-            (None, true) => return Err(ServerError::Door(format!(
+            (None, true) => {
+                return Err(ServerError::Door(format!(
                 "the {door} door cannot present a token, and this hub requires one: bind it to a \
                      token's name with --{door}-as NAME (its permissions then apply to everything \
                      arriving there), optionally limited with --{door}-allow CIDR"
-            ))),
+            )))
+            }
             (Some(name), false) => Identity {
                 name: name.clone(),
                 perms: Perms::ALL,
