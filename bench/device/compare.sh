@@ -37,6 +37,7 @@ BIN_DIR=${BIN_DIR:-$HERE/bin}
 FRAMES=${FRAMES:-$HERE/frames}
 OUT=${OUT:-$HERE/out}
 SCRATCH=${SCRATCH:-/dev/shm/fwcmp}
+if [[ ! -w /dev/shm ]]; then SCRATCH=/tmp/fwcmp; fi  # no writable /dev/shm
 DISK_SCRATCH=${DISK_SCRATCH:-$HERE/work}
 ROUNDS=${ROUNDS:-7}
 LIVE_ROUNDS=${LIVE_ROUNDS:-3}
@@ -54,6 +55,10 @@ mkdir -p "$OUT" "$SCRATCH"
 RUNS="$OUT/runs.jsonl"; LOG="$OUT/log.txt"; : >"$RUNS"; : >"$LOG"
 log() { printf '[compare %s] %s\n' "$(date +%T)" "$*" | tee -a "$LOG" >&2; }
 
+for t in python3 awk grep timeout sync getconf; do
+  command -v "$t" >/dev/null || { log "missing tool: $t"; exit 2; }
+done
+log "$(uname -sr), $(nproc) cores; scratch $SCRATCH ($(df -h "$SCRATCH" | awk 'END { print $1, $2 }')); disk scratch $DISK_SCRATCH"
 for v in "${VERSIONS[@]}"; do
   [[ -x $BIN_DIR/fw-$v ]] || { log "missing $BIN_DIR/fw-$v"; exit 2; }
 done

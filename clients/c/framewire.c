@@ -543,8 +543,8 @@ static int rd_done(const reader *r) { return r->bad || r->left != 0 ? FW_E_PROTO
 
 static int known_type(uint16_t t)
 {
-    return (t >= 0x01 && t <= 0x05) || t == 0x10 || (t >= 0x20 && t <= 0x22) ||
-           (t >= 0x30 && t <= 0x36) || (t >= 0x38 && t <= 0x3B) || (t >= 0x40 && t <= 0x44);
+    return (t >= 0x01 && t <= 0x05) || t == 0x10 || (t >= 0x20 && t <= 0x23) ||
+           (t >= 0x30 && t <= 0x36) || (t >= 0x38 && t <= 0x3B) || (t >= 0x40 && t <= 0x45);
 }
 
 int fw_check_header(const uint8_t hdr[8], uint16_t *type, uint32_t *len)
@@ -718,6 +718,21 @@ int fw_decode_data(const uint8_t *p, uint32_t len, fw_data *out)
     return rd_done(&r);
 }
 
+int fw_decode_registered(const uint8_t *p, uint32_t len, fw_registered *out)
+{
+    reader r = rd_open(p, len);
+    out->name = rd_str16(&r);
+    return rd_done(&r);
+}
+
+int fw_decode_subscribed(const uint8_t *p, uint32_t len, fw_subscribed *out)
+{
+    reader r = rd_open(p, len);
+    out->stream = rd_str16(&r);
+    out->window = rd_u16(&r);
+    return rd_done(&r);
+}
+
 /* ================================================================ the connection */
 
 enum { ST_NEW = 0, ST_READY = 1, ST_DEAD = 2 };
@@ -744,6 +759,8 @@ static int keep_policy(uint16_t type)
     case FW_MSG_END:
     case FW_MSG_FILE_INFO:
     case FW_MSG_FRAME_ACK:
+    case FW_MSG_REGISTERED:
+    case FW_MSG_SUBSCRIBED:
         return KEEP_WHOLE;
     default:
         return KEEP_NONE;
@@ -1006,7 +1023,7 @@ int fw_handshake(fw_ctx *ctx, const char *name, const char *token)
     }
     if (ctx->rx_type != FW_MSG_WELCOME || fw_decode_welcome(ctx->rx, ctx->rx_keep, &w) != FW_OK)
         return fatal(ctx, FW_E_PROTOCOL, "expected Welcome");
-    if (w.version != FW_PROTOCOL_VERSION)
+    if (w.version < FW_MIN_PROTOCOL_VERSION || w.version > FW_PROTOCOL_VERSION)
         return fatal(ctx, FW_E_PROTOCOL, "the hub chose a protocol version this client does not speak");
     ctx->version = w.version;
     ctx->max_payload = w.max_payload;
@@ -1233,13 +1250,23 @@ int fw_publish_drain(fw_ctx *ctx)
 
 int fw_register_device(fw_ctx *ctx, const char *name, fw_command_fn handler)
 {
-    size_t n;
+    size_t n, name_len = strlen(name);
+    int64_t until;
     int rc;
     if ((rc = ready(ctx)) != FW_OK) return rc;
-    n = fw_encode_register_device(ctx->tx, ctx->tx_size, name, strlen(name));
+    n = fw_encode_register_device(ctx->tx, ctx->tx_size, name, name_len);
     if (n == 0) return refuse(ctx, FW_E_ARG, "device name too long");
     ctx->on_command = handler;
-    return write_all(ctx, ctx->tx, n);
+    if ((rc = write_all(ctx, ctx->tx, n)) != FW_OK || ctx->version < 2) return rc;
+    /* Version 2: the hub says when the registration took effect (before any command for it). */
+    until = deadline(ctx);
+    for (;;) {
+        fw_registered reg;
+        if ((rc = next_message(ctx, until)) < 0) return rc;
+        if (ctx->rx_type == FW_MSG_REGISTERED && fw_decode_registered(ctx->rx, ctx->rx_keep, &reg) == FW_OK &&
+            reg.name.len == name_len && memcmp(reg.name.ptr, name, name_len) == 0)
+            return FW_OK;
+    }
 }
 
 int fw_poll(fw_ctx *ctx)

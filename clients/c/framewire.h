@@ -1,5 +1,5 @@
 /*
- * framewire.h: a framewire client for microcontrollers (protocol version 1, docs/PROTOCOL.md).
+ * framewire.h: a framewire client for microcontrollers (protocol versions 1 and 2, docs/PROTOCOL.md).
  *
  * C99, no heap, no sockets, nothing beyond the C standard library. The caller owns every byte:
  * a context struct and two buffers (one for incoming messages, one for outgoing ones). Bytes move
@@ -27,7 +27,10 @@ extern "C" {
 
 /* ---------------------------------------------------------------- protocol constants */
 
-#define FW_PROTOCOL_VERSION 1u
+/* The newest protocol version spoken (sent in Hello), and the oldest accepted in Welcome. Version
+ * 2 adds the hub's answers Registered and Subscribed. */
+#define FW_PROTOCOL_VERSION 2u
+#define FW_MIN_PROTOCOL_VERSION 1u
 #define FW_HEADER_LEN 8u
 #define FW_HASH_LEN 32u
 
@@ -41,6 +44,7 @@ extern "C" {
 #define FW_MSG_COMMAND 0x0020u
 #define FW_MSG_REPLY 0x0021u
 #define FW_MSG_REGISTER_DEVICE 0x0022u
+#define FW_MSG_REGISTERED 0x0023u
 #define FW_MSG_OFFER 0x0030u
 #define FW_MSG_ACCEPT 0x0031u
 #define FW_MSG_DATA 0x0032u
@@ -57,6 +61,7 @@ extern "C" {
 #define FW_MSG_UNSUBSCRIBE 0x0042u
 #define FW_MSG_FRAME_ACK 0x0043u
 #define FW_MSG_PUBLISH 0x0044u
+#define FW_MSG_SUBSCRIBED 0x0045u
 
 /* Offer flags (PROTOCOL.md 3.2). */
 #define FW_OFFER_OVERWRITE 0x01u
@@ -243,6 +248,17 @@ typedef struct fw_frame {
     uint32_t payload_len;
 } fw_frame;
 
+/* Registered (version 2): the hub's answer to RegisterDevice. */
+typedef struct fw_registered {
+    fw_str name;
+} fw_registered;
+
+/* Subscribed (version 2): the hub's answer to Subscribe, with the window it grants. */
+typedef struct fw_subscribed {
+    fw_str stream;
+    uint16_t window;
+} fw_subscribed;
+
 typedef struct fw_data {
     uint32_t id;
     const uint8_t *bytes;
@@ -315,6 +331,8 @@ int fw_decode_file_info(const uint8_t *p, uint32_t len, fw_file_info *out);
 int fw_decode_frame_ack(const uint8_t *p, uint32_t len, fw_frame_ack *out);
 int fw_decode_frame(const uint8_t *p, uint32_t len, fw_frame *out);
 int fw_decode_data(const uint8_t *p, uint32_t len, fw_data *out);
+int fw_decode_registered(const uint8_t *p, uint32_t len, fw_registered *out);
+int fw_decode_subscribed(const uint8_t *p, uint32_t len, fw_subscribed *out);
 
 /* ---------------------------------------------------------------- the connection */
 
@@ -454,11 +472,15 @@ int fw_publish_frame_from(fw_ctx *ctx, uint8_t format, uint32_t width, uint32_t 
 /* Waits until every frame sent has been acknowledged. */
 int fw_publish_drain(fw_ctx *ctx);
 
-/* Makes this connection the device name (RegisterDevice); handler answers its commands. */
+/* Makes this connection the device name (RegisterDevice); handler answers its commands. With a
+ * version 2 hub it then waits (within the answer time limit) for the hub's Registered: FW_OK
+ * means commands for name come here from now on. A version 1 hub does not answer: FW_OK once the
+ * RegisterDevice is sent. */
 int fw_register_device(fw_ctx *ctx, const char *name, fw_command_fn handler);
 
 /* Reads one message and handles it: a Command goes to the handler and its Reply is sent, a Ping
- * is answered with Pong, a FrameAck is counted; other messages are skipped. Returns the
+ * is answered with Pong, a FrameAck is counted; other messages (Registered, Subscribed...) are
+ * skipped. Returns the
  * message's type (> 0), FW_E_TIMEOUT if none arrived within the read callback's timeout (call
  * again: a message split across calls is kept), or an error. */
 int fw_poll(fw_ctx *ctx);

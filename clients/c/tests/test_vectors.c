@@ -447,6 +447,15 @@ static int decode_vector(const char *name, const jv *f, const uint8_t *p, uint32
                fr.format == jnum(f, "format") && fr.width == jnum(f, "width") &&
                fr.height == jnum(f, "height") && bytes_is(fr.payload, fr.payload_len, f, "payload_hex");
     }
+    if (strcmp(name, "registered") == 0) {
+        fw_registered r;
+        return fw_decode_registered(p, len, &r) == FW_OK && STR_FIELD(r.name, "name");
+    }
+    if (strcmp(name, "subscribed") == 0) {
+        fw_subscribed s;
+        return fw_decode_subscribed(p, len, &s) == FW_OK && STR_FIELD(s.stream, "stream") &&
+               s.window == jnum(f, "window");
+    }
     return -1;
 }
 
@@ -475,8 +484,8 @@ static void test_vectors(const char *path)
     jp = text;
     jvalue(&root);
     vectors = jget(&root, "vectors");
-    CHECK(vectors && vectors->kind == 'a' && vectors->n >= 26, "the file has a vectors array");
-    CHECK(jnum(&root, "version") == FW_PROTOCOL_VERSION, "protocol version 1");
+    CHECK(vectors && vectors->kind == 'a' && vectors->n >= 28, "the file has a vectors array");
+    CHECK(jnum(&root, "version") == FW_PROTOCOL_VERSION, "protocol version %u", FW_PROTOCOL_VERSION);
     for (i = 0; vectors && i < vectors->n; i++) {
         const jv *v = &vectors->items[i], *f = jget(v, "fields");
         const char *name = jstr(v, "name");
@@ -527,6 +536,15 @@ static void test_decoder_rules(void)
     CHECK(fw_check_header(h, &type, &len) == FW_E_PROTOCOL, "type 0x37 is unknown");
     h[0] = 0x44;
     CHECK(fw_check_header(h, &type, &len) == FW_OK, "type 0x44 (Publish) is known");
+    h[0] = 0x23;
+    CHECK(fw_check_header(h, &type, &len) == FW_OK, "type 0x23 (Registered) is known");
+    h[0] = 0x45;
+    CHECK(fw_check_header(h, &type, &len) == FW_OK, "type 0x45 (Subscribed) is known");
+    h[0] = 0x24;
+    CHECK(fw_check_header(h, &type, &len) == FW_E_PROTOCOL, "type 0x24 is unknown");
+    h[0] = 0x46;
+    CHECK(fw_check_header(h, &type, &len) == FW_E_PROTOCOL, "type 0x46 is unknown");
+    h[0] = 0x44;
     h[2] = 1;
     CHECK(fw_check_header(h, &type, &len) == FW_E_PROTOCOL, "flags must be 0");
     memset(p, 0, sizeof p);
@@ -676,10 +694,12 @@ static void hub_msg(mock *m, uint16_t type, const uint8_t *payload, size_t len)
     m_add(m, payload, len);
 }
 
+static uint16_t welcome_version = 1; /* what the mock hub answers in Welcome */
+
 static void hub_welcome(mock *m)
 {
     uint8_t p[64], *q = p;
-    q = le(q, 1, 2);
+    q = le(q, welcome_version, 2);
     q = le(q, 1700000000000000ull, 8);
     q = le(q, 16u << 20, 4);
     q = le(q, 1ull << 40, 8);
@@ -781,7 +801,7 @@ static void connect_mock(fw_ctx *ctx, mock *m)
 
 static void test_handshake(void)
 {
-    static const uint8_t hello[] = {0x01, 0, 0, 0, 0x15, 0, 0, 0, 'F', 'W', 'I', 'R', 1, 0, 5, 0, 'c', 'a', 'm',
+    static const uint8_t hello[] = {0x01, 0, 0, 0, 0x15, 0, 0, 0, 'F', 'W', 'I', 'R', 2, 0, 5, 0, 'c', 'a', 'm',
                                     '-', '1', 6, 0, 's', '3', 'c', 'r', 'e', 't'};
     mock *m = mock_new(1); /* the Welcome arrives one byte per read */
     fw_ctx ctx;
@@ -805,6 +825,15 @@ static void test_handshake(void)
     CHECK(rc == FW_E_HUB && ctx.hub_code == FW_CODE_UNAUTHORIZED && strcmp(ctx.hub_text, "unknown token") == 0,
           "a refused handshake: %s code %u text %s", fw_strerror(rc), ctx.hub_code, ctx.hub_text);
     CHECK(fw_ping(&ctx, NULL, NULL) == FW_E_STATE, "the connection is unusable afterwards");
+    mock_free(m);
+
+    /* A hub speaking a version this client does not know. */
+    m = mock_new(2);
+    welcome_version = FW_PROTOCOL_VERSION + 1;
+    hub_welcome(m);
+    welcome_version = 1;
+    fw_init(&ctx, &MOCK_IO, m, RX, sizeof RX, TX, sizeof TX);
+    CHECK(fw_handshake(&ctx, "x", "") == FW_E_PROTOCOL, "Welcome version %u is refused", FW_PROTOCOL_VERSION + 1);
     mock_free(m);
 
     /* The hub closes without a word. */
@@ -1067,6 +1096,43 @@ static void test_device(void)
     mock_free(m);
 }
 
+/* Version 2: fw_register_device returns once the hub's Registered arrived; a Ping and a
+ * Subscribed for someone else on the way are handled or skipped. */
+static void test_device_registered(void)
+{
+    mock *m = mock_new(4);
+    fw_ctx ctx;
+    uint8_t buf[64], reg[16];
+    size_t n;
+    int rc;
+    n = fw_encode_ping(buf, sizeof buf, 5, 6);
+    m_add(m, buf, n);
+    hub_msg(m, FW_MSG_SUBSCRIBED, (const uint8_t *)"\x03\x00" "cam" "\x01\x00", 7);
+    memcpy(reg, "\x05\x00" "other", 7);
+    hub_msg(m, FW_MSG_REGISTERED, reg, 7); /* not ours: keeps waiting */
+    memcpy(reg, "\x05\x00" "cam-1", 7);
+    hub_msg(m, FW_MSG_REGISTERED, reg, 7);
+    welcome_version = 2;
+    connect_mock(&ctx, m);
+    welcome_version = 1;
+    CHECK(ctx.version == 2, "version 2 negotiated");
+    rc = fw_register_device(&ctx, "cam-1", on_command);
+    CHECK(rc == FW_OK && ctx.pings_answered == 1, "registered: %s", fw_strerror(rc));
+    CHECK(m->in_pos == m->in_len, "everything up to Registered was read");
+    rc = fw_poll(&ctx);
+    CHECK(rc == FW_E_CLOSED, "nothing after it: %s", fw_strerror(rc));
+    mock_free(m);
+
+    /* The hub closes instead of answering. */
+    m = mock_new(4);
+    welcome_version = 2;
+    connect_mock(&ctx, m);
+    welcome_version = 1;
+    rc = fw_register_device(&ctx, "cam-1", on_command);
+    CHECK(rc == FW_E_CLOSED, "no Registered: %s", fw_strerror(rc));
+    mock_free(m);
+}
+
 static void test_publish(void)
 {
     mock *m = mock_new(7);
@@ -1146,6 +1212,7 @@ int main(int argc, char **argv)
     test_handshake();
     test_upload();
     test_device();
+    test_device_registered();
     test_publish();
     test_text_and_ping();
     printf("%d passed, %d failed\n", passed, failed);

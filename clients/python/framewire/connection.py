@@ -172,9 +172,10 @@ class Connection:
             raise ProtocolError(
                 "%s answered Hello with %s, not Welcome" % (where, type(msg).__name__), p.PROTOCOL_VIOLATION
             )
-        if msg.version != p.VERSION:
+        if not p.MIN_VERSION <= msg.version <= p.VERSION:
             raise ProtocolError(
-                "%s speaks protocol version %d; this client speaks %d" % (where, msg.version, p.VERSION),
+                "%s chose protocol version %d; this client speaks %d to %d"
+                % (where, msg.version, p.MIN_VERSION, p.VERSION),
                 p.PROTOCOL_VIOLATION,
             )
         return msg
@@ -305,6 +306,22 @@ class Connection:
                 msg = self._read(deadline)
                 if not isinstance(msg, p.Pong):
                     self._early.append(msg)
+
+    def expect(self, cls, accept=lambda msg: True, timeout: Optional[float] = None):
+        """Waits (at most ``timeout``, default: the connection's timeout) for the next message of
+        type ``cls`` that ``accept`` takes; other messages that arrive meanwhile are kept for
+        :meth:`recv`. Raises Timeout, ConnectionLost, HubError."""
+        for i, msg in enumerate(self._early):
+            if isinstance(msg, cls) and accept(msg):
+                del self._early[i]
+                return msg
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            msg = self._read(deadline)
+            if isinstance(msg, cls) and accept(msg):
+                return msg
+            if not isinstance(msg, p.Pong):
+                self._early.append(msg)
 
     def _read(self, deadline: float):
         """The next message, Pongs included; answers Pings."""

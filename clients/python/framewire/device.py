@@ -34,6 +34,11 @@ class Device:
     None for an empty reply). An exception it raises becomes a ``Failed`` reply carrying its
     message; a verb without a handler is answered ``UnknownCommand``. Handlers run one at a time
     on the serving thread. The device reconnects with backoff when the hub goes away.
+
+    Connecting (and each reconnection) returns once the hub confirmed the registration
+    (``Registered``, protocol version 2): from then on commands for ``name`` reach this device.
+    ``registered`` says whether the current connection is confirmed (a hub that speaks only
+    version 1 never confirms; the device still works).
     """
 
     def __init__(self, address: Address, name: str, token: Optional[str] = None, timeout: float = 10.0):
@@ -46,6 +51,7 @@ class Device:
         self.handlers: Dict[str, Handler] = {}
         self.reconnects = 0
         self.answered = 0
+        self.registered = False
         self.last_error: Optional[str] = None
         self._closing = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -64,9 +70,14 @@ class Device:
         return register
 
     def _open(self) -> Connection:
+        self.registered = False
         conn = Connection.open(self.address, self.token, self.name, self.timeout)
         try:
             conn.send(p.RegisterDevice(name=self.name))
+            if conn.welcome.version >= 2:
+                # The hub sends Registered before any command routed to the registration.
+                conn.expect(p.Registered, lambda m: m.name == self.name)
+                self.registered = True
         except BaseException:
             conn.close()
             raise
@@ -106,6 +117,7 @@ class Device:
                 if self._closing.is_set():
                     return
                 self.last_error = str(e)
+                self.registered = False
                 conn.close()
                 self._conn = None
 
@@ -141,6 +153,7 @@ class Device:
                 conn.ping()
         except (FramewireError, OSError) as e:
             self.last_error = str(e)
+            self.registered = False
             conn.close()
             self._conn = None
 

@@ -499,6 +499,10 @@ class Subscriber:
     for are skipped. ``frame_timeout`` (seconds, default None: wait for ever) makes iteration raise
     Timeout when no frame comes that long; :meth:`next` takes its own timeout and returns None.
     ``close()`` (from any thread) ends the iteration.
+
+    Connecting (and each reconnection) returns once the hub confirmed the subscription
+    (``Subscribed``, protocol version 2); ``granted_window`` is then the window it granted, or None
+    with a hub that speaks only version 1 (or while reconnecting).
     """
 
     def __init__(
@@ -518,6 +522,7 @@ class Subscriber:
         self.frame_timeout = frame_timeout
         self.reconnects = 0
         self.last_error: Optional[str] = None
+        self.granted_window: Optional[int] = None
         self._unacked: Optional[int] = None
         self._closed = False
         self._closing = threading.Event()
@@ -525,10 +530,15 @@ class Subscriber:
         self._conn: Optional[Connection] = self._open()
 
     def _open(self) -> Connection:
+        self.granted_window = None
         conn = Connection.open(self.address, self.token, self.name, self.timeout)
         try:
             conn.sync_clock(INITIAL_PINGS, timeout=self.timeout)
             conn.send(p.Subscribe(stream=self.stream, window=1))
+            if conn.welcome.version >= 2:
+                # It comes before the stream's first frame.
+                granted = conn.expect(p.Subscribed, lambda m: m.stream == self.stream)
+                self.granted_window = granted.window
         except BaseException:
             conn.close()
             raise
@@ -584,6 +594,7 @@ class Subscriber:
 
     def _lost(self, conn: Connection, e: Exception) -> None:
         self.last_error = str(e)
+        self.granted_window = None
         conn.close()
         self._conn = None
 

@@ -1,4 +1,4 @@
-"""framewire's wire protocol, version 1 (docs/PROTOCOL.md): messages, encoding, decoding.
+"""framewire's wire protocol, versions 1 and 2 (docs/PROTOCOL.md): messages, encoding, decoding.
 
 No sockets here: :func:`encode` turns a message into bytes, :func:`decode` turns one whole
 message back into an object, and :class:`Decoder` cuts a byte stream that arrives in arbitrary
@@ -19,7 +19,11 @@ from typing import ClassVar, Dict, Optional, Tuple
 
 from .errors import ProtocolError
 
-VERSION = 1
+#: The newest protocol version this client speaks (sent in Hello). Version 2 adds the hub's
+#: answers Registered and Subscribed.
+VERSION = 2
+#: The oldest version it still accepts in Welcome (a hub that never sends those answers).
+MIN_VERSION = 1
 MAGIC = b"FWIR"
 HEADER = struct.Struct("<HHI")
 HEADER_LEN = 8
@@ -349,6 +353,15 @@ class RegisterDevice:
 
 
 @dataclass
+class Registered:
+    """H→C (version 2): the RegisterDevice took effect; commands for ``name`` come here now."""
+
+    name: str
+    TYPE: ClassVar[int] = 0x0023
+    LAYOUT: ClassVar[tuple] = (("name", STR16),)
+
+
+@dataclass
 class Offer:
     """C→H: I want to store ``size`` bytes at ``path`` (flags: OVERWRITE, NO_RESUME)."""
 
@@ -535,10 +548,21 @@ class Publish:
     LAYOUT: ClassVar[tuple] = (("stream", STR16), ("max_latency_ms", U32))
 
 
+@dataclass
+class Subscribed:
+    """H→C (version 2): the Subscribe took effect with the ``window`` the hub grants (at least 1);
+    it comes before the stream's first Frame."""
+
+    stream: str
+    window: int
+    TYPE: ClassVar[int] = 0x0045
+    LAYOUT: ClassVar[tuple] = (("stream", STR16), ("window", U16))
+
+
 MESSAGE_CLASSES = (
-    Hello, Welcome, Error, Ping, Pong, Text, Command, Reply, RegisterDevice, Offer, Accept, Data,
-    End, Stored, Rejected, Cancel, Get, FileInfo, List, ListPage, Frame, Subscribe, Unsubscribe,
-    FrameAck, Publish,
+    Hello, Welcome, Error, Ping, Pong, Text, Command, Reply, RegisterDevice, Registered, Offer,
+    Accept, Data, End, Stored, Rejected, Cancel, Get, FileInfo, List, ListPage, Frame, Subscribe,
+    Unsubscribe, FrameAck, Publish, Subscribed,
 )  # fmt: skip
 #: Message class by header type. Every other type number is unknown, hence a decode error.
 BY_TYPE: Dict[int, type] = {cls.TYPE: cls for cls in MESSAGE_CLASSES}

@@ -497,6 +497,51 @@ class ReconnectTests(unittest.TestCase):
             self.assertEqual(c.message("after"), "after")
 
 
+class LiveAnswerTests(unittest.TestCase):
+    """The hub's answers to Subscribe and RegisterDevice (protocol version 2), without the shared
+    frames: tiny JPEG stand-ins (the hub passes frames through without decoding them)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hub = Hub()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.hub.cleanup()
+
+    def test_subscriber_knows_its_granted_window_before_the_first_frame(self):
+        with framewire.Subscriber(self.hub.address, "answers", timeout=5) as sub:
+            self.assertEqual(sub.granted_window, 1)
+            with framewire.Publisher(self.hub.address, "answers", timeout=5) as pub:
+                pub.send_jpg(b"\xff\xd8jpeg\xff\xd9", 4, 4)
+                frame = sub.next(timeout=10)
+            self.assertIsNotNone(frame)
+            self.assertEqual(frame.seq, 1)
+
+    def test_raw_subscribe_is_answered_with_the_window_and_registration_with_the_name(self):
+        conn = Connection.open(self.hub.address, name="raw", timeout=5)
+        try:
+            self.assertEqual(conn.welcome.version, p.VERSION)
+            conn.send(p.Subscribe(stream="raw", window=0))
+            self.assertEqual(conn.recv(), p.Subscribed(stream="raw", window=1))
+            conn.send(p.RegisterDevice(name="rawdev"))
+            self.assertEqual(conn.recv(), p.Registered(name="rawdev"))
+        finally:
+            conn.close()
+
+    def test_device_is_registered_when_constructed(self):
+        dev = framewire.Device(self.hub.address, "confirmed", timeout=5)
+        dev.command("echo", lambda *args: " ".join(args))
+        try:
+            self.assertTrue(dev.registered)
+            dev.start()
+            with framewire.Client(self.hub.address, timeout=5) as c:
+                # No wait for the registration: it already took effect.
+                self.assertEqual(c.command("confirmed", "echo", "now"), "now")
+        finally:
+            dev.close()
+
+
 class DeviceTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -518,7 +563,7 @@ class DeviceTests(unittest.TestCase):
                 conn = Connection.open(self.hub.address, name="pycam", timeout=10)
                 try:
                     conn.send(p.RegisterDevice(name="pycam"))
-                    conn.sync_clock(1)  # handled in order: after the Pong, the device is registered
+                    conn.expect(p.Registered)  # the registration took effect
                     registered.set()
                     cmd = conn.recv(30)
                     if not isinstance(cmd, p.Command) or cmd.command != "capture":

@@ -72,9 +72,15 @@ class VectorTests(unittest.TestCase):
             b = s.encode("utf-8")
             return struct.pack("<H", len(b)) + b
 
-        payload = b"FWIR" + struct.pack("<H", 1) + str16("cam-1") + str16("s3cret")
+        payload = b"FWIR" + struct.pack("<H", 2) + str16("cam-1") + str16("s3cret")
         raw = struct.pack("<HHI", 0x0001, 0, len(payload)) + payload
-        self.assertEqual(raw, p.encode(p.Hello(version=1, name="cam-1", token="s3cret")))
+        self.assertEqual(raw, p.encode(p.Hello(version=2, name="cam-1", token="s3cret")))
+        by_name = {v["name"]: v for v in self.vectors}
+        self.assertEqual(raw.hex(), by_name["hello"]["hex"])
+
+    def test_vectors_are_this_version(self):
+        with open(harness.PROTOCOL_VECTORS, encoding="utf-8") as f:
+            self.assertEqual(json.load(f)["version"], p.VERSION)
 
 
 class DecoderTests(unittest.TestCase):

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use framewire_proto::{
     decode, ClockSample, ErrorMsg, Hello, List, ListEntry, Message, Ping, Pong, Text, Welcome,
-    DEFAULT_MAX_PAYLOAD, VERSION,
+    DEFAULT_MAX_PAYLOAD, MIN_VERSION, VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -211,9 +211,9 @@ impl Client {
                 })
             }
         };
-        if welcome.version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&welcome.version) {
             return Err(ClientError::Protocol(format!(
-                "the hub chose protocol version {}, this client speaks {VERSION}",
+                "the hub chose protocol version {}, this client speaks {MIN_VERSION} to {VERSION}",
                 welcome.version
             )));
         }

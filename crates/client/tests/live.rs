@@ -67,6 +67,8 @@ async fn publish_subscribe_and_commands() {
         assert!(seq < 250, "subscriber got nothing");
     }
     assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+    // The hub's Subscribed came before the first frame.
+    assert_eq!(sub.granted_window(), Some(1));
 
     let mut c = Client::connect(&addr, opts("ctl")).await.unwrap();
     let r = c
@@ -81,6 +83,8 @@ async fn publish_subscribe_and_commands() {
     assert_eq!(r.status, ReplyStatus::UnknownCommand);
     let r = c.command("nobody", "status", &[]).await.unwrap();
     assert_eq!(r.status, ReplyStatus::UnknownDevice);
+    // The hub's Registered came before the first command.
+    assert!(p.registered());
 
     let stats = p.stats();
     assert!(stats.sent > 0 && stats.link.connected);

@@ -33,6 +33,8 @@ struct Store {
     burst: usize,
     /// Refuse the handshake with this error.
     refuse: Option<ErrorCode>,
+    /// Answer the handshake with this version instead of ours.
+    welcome_version: Option<u16>,
 }
 
 type Shared = Arc<Mutex<Store>>;
@@ -120,7 +122,7 @@ fn handle(store: &Shared, msg: Message, ss: &mut Session) -> (Vec<Message>, bool
                     return (vec![refusal], true);
                 }
                 replies.push(Message::Welcome(Welcome {
-                    version: VERSION,
+                    version: st.welcome_version.unwrap_or(VERSION),
                     hub_time_us: 0,
                     max_payload: DEFAULT_MAX_PAYLOAD,
                     max_file_size: 1 << 30,
@@ -657,4 +659,22 @@ async fn download_larger_than_the_read_ahead_limit() {
     assert!(std::fs::read(&got.local).unwrap() == big);
     // the connection is still in step afterwards
     assert_eq!(c.message("after").await.unwrap(), "after");
+}
+
+/// A hub that speaks only version 1 is served (it just never confirms live roles); a version the
+/// client does not speak is refused.
+#[tokio::test]
+async fn versions_from_min_to_ours_are_accepted() {
+    let store = hub();
+    store.lock().unwrap().welcome_version = Some(MIN_VERSION);
+    let addr = start(store.clone()).await;
+    let mut c = connect(addr).await;
+    assert_eq!(c.welcome().version, MIN_VERSION);
+    c.ping().await.unwrap();
+
+    store.lock().unwrap().welcome_version = Some(VERSION + 1);
+    match Client::connect(&addr.to_string(), ConnectOptions::default()).await {
+        Err(ClientError::Protocol(m)) => assert!(m.contains("protocol version"), "{m}"),
+        other => panic!("{:?}", other.map(|c| c.welcome().clone())),
+    }
 }

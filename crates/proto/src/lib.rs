@@ -28,8 +28,15 @@ pub use path::{PathError, RemotePath, MAX_PATH_LEN, MAX_SEGMENT_LEN};
 /// The four bytes at the start of every [`Hello`] payload: ASCII `FWIR`.
 pub const MAGIC: [u8; 4] = *b"FWIR";
 
-/// The protocol version this crate speaks.
-pub const VERSION: u16 = 1;
+/// The newest protocol version this crate speaks (sent in [`Hello`]).
+///
+/// Version 2 adds the hub's answers [`Registered`] and [`Subscribed`]; a hub sends them only on
+/// connections that negotiated version 2, so version 1 peers never see a type they do not know.
+pub const VERSION: u16 = 2;
+
+/// The oldest protocol version this crate still speaks: a hub serves, and a client accepts, every
+/// version from this one to [`VERSION`].
+pub const MIN_VERSION: u16 = 1;
 
 /// Size of the fixed header in front of every message.
 pub const HEADER_LEN: usize = 8;

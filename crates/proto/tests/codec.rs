@@ -27,16 +27,16 @@ fn examples() -> Vec<(&'static str, Message, Value)> {
         (
             "hello",
             Message::Hello(Hello {
-                version: 1,
+                version: 2,
                 name: "cam-1".into(),
                 token: "s3cret".into(),
             }),
-            json!({"version": 1, "name": "cam-1", "token": "s3cret"}),
+            json!({"version": 2, "name": "cam-1", "token": "s3cret"}),
         ),
         (
             "welcome",
             Message::Welcome(Welcome {
-                version: 1,
+                version: 2,
                 hub_time_us: 1_700_000_000_000_000,
                 max_payload: DEFAULT_MAX_PAYLOAD,
                 max_file_size: 1 << 40,
@@ -44,7 +44,7 @@ fn examples() -> Vec<(&'static str, Message, Value)> {
                 max_inflight: 64,
                 hub_name: "hub".into(),
             }),
-            json!({"version": 1, "hub_time_us": 1_700_000_000_000_000i64, "max_payload": 16777216,
+            json!({"version": 2, "hub_time_us": 1_700_000_000_000_000i64, "max_payload": 16777216,
                    "max_file_size": 1u64 << 40, "chunk_size": 1048576, "max_inflight": 64, "hub_name": "hub"}),
         ),
         (
@@ -103,6 +103,13 @@ fn examples() -> Vec<(&'static str, Message, Value)> {
         (
             "register_device",
             Message::RegisterDevice(RegisterDevice {
+                name: "cam-1".into(),
+            }),
+            json!({"name": "cam-1"}),
+        ),
+        (
+            "registered",
+            Message::Registered(Registered {
                 name: "cam-1".into(),
             }),
             json!({"name": "cam-1"}),
@@ -260,6 +267,14 @@ fn examples() -> Vec<(&'static str, Message, Value)> {
             }),
             json!({"stream": "cam", "max_latency_ms": 80}),
         ),
+        (
+            "subscribed",
+            Message::Subscribed(Subscribed {
+                stream: "cam".into(),
+                window: 1,
+            }),
+            json!({"stream": "cam", "window": 1}),
+        ),
     ]
 }
 
@@ -289,7 +304,7 @@ fn vectors_file_matches_encoder_and_decoder() {
         }));
     }
     let doc = json!({
-        "about": "One encoded example of every framewire message (protocol version 1). Each client's tests decode `hex` and compare with `fields`, and encode `fields` and compare with `hex`. Hashes and byte fields are hex strings.",
+        "about": "One encoded example of every framewire message (protocol version 2). Each client's tests decode `hex` and compare with `fields`, and encode `fields` and compare with `hex`. Hashes and byte fields are hex strings.",
         "version": VERSION,
         "vectors": out,
     });
@@ -656,6 +671,9 @@ fn arb_of_kind(k: u16) -> BoxedStrategy<Message> {
         kind::REGISTER_DEVICE => arb_string()
             .prop_map(|name| Message::RegisterDevice(RegisterDevice { name }))
             .boxed(),
+        kind::REGISTERED => arb_string()
+            .prop_map(|name| Message::Registered(Registered { name }))
+            .boxed(),
         kind::OFFER => (any::<u32>(), any::<u8>(), any::<u64>(), arb_string())
             .prop_map(|(id, flags, size, path)| {
                 Message::Offer(Offer {
@@ -785,6 +803,9 @@ fn arb_of_kind(k: u16) -> BoxedStrategy<Message> {
         kind::SUBSCRIBE => (arb_string(), any::<u16>())
             .prop_map(|(stream, window)| Message::Subscribe(Subscribe { stream, window }))
             .boxed(),
+        kind::SUBSCRIBED => (arb_string(), any::<u16>())
+            .prop_map(|(stream, window)| Message::Subscribed(Subscribed { stream, window }))
+            .boxed(),
         kind::UNSUBSCRIBE => arb_string()
             .prop_map(|stream| Message::Unsubscribe(Unsubscribe { stream }))
             .boxed(),
@@ -811,7 +832,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
 #[test]
 fn every_kind_has_a_strategy() {
     let kinds = all_kinds();
-    assert_eq!(kinds.len(), 25);
+    assert_eq!(kinds.len(), 27);
     for k in kinds {
         let _ = arb_of_kind(k);
     }

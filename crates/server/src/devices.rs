@@ -57,8 +57,10 @@ pub struct DeviceRegistry {
 }
 
 impl DeviceRegistry {
-    /// Makes connection `conn` (which writes through `out`) device `name`. A newer registration
-    /// wins: a camera that rebooted reconnects before the hub notices its old connection is dead.
+    /// Makes connection `conn` (which writes through `out`) device `name`, then calls `announce`
+    /// while still holding the registry: a message it queues on `out` goes out before any command
+    /// routed to the new registration. A newer registration wins: a camera that rebooted
+    /// reconnects before the hub notices its old connection is dead.
     pub(crate) fn register(
         &self,
         name: &str,
@@ -66,8 +68,10 @@ impl DeviceRegistry {
         out: mpsc::Sender<Out>,
         since_us: i64,
         peer: String,
+        announce: impl FnOnce(),
     ) {
-        let old = self.devices.lock().unwrap().insert(
+        let mut devices = self.devices.lock().unwrap();
+        let old = devices.insert(
             name.to_owned(),
             Device {
                 conn,
@@ -76,6 +80,8 @@ impl DeviceRegistry {
                 peer,
             },
         );
+        announce();
+        drop(devices);
         if let Some(old) = old {
             if old.conn != conn {
                 tracing::info!(device = name, "device re-registered from a new connection");
@@ -207,7 +213,7 @@ mod tests {
     async fn routes_command_and_reply() {
         let reg = std::sync::Arc::new(DeviceRegistry::default());
         let (tx, mut rx) = mpsc::channel(4);
-        reg.register("cam", 7, tx, 0, "t".into());
+        reg.register("cam", 7, tx, 0, "t".into(), || {});
         let r2 = std::sync::Arc::clone(&reg);
         let device = tokio::spawn(async move {
             let Out::Msg(b) = rx.recv().await.unwrap() else {
@@ -267,7 +273,7 @@ mod tests {
             ReplyStatus::UnknownDevice
         );
         let (tx, _rx) = mpsc::channel(4);
-        reg.register("mute", 1, tx, 0, "t".into());
+        reg.register("mute", 1, tx, 0, "t".into(), || {});
         let o = reg
             .call("mute", "x", vec![], Duration::from_millis(50))
             .await;

@@ -4,11 +4,15 @@ mod common;
 
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::Request;
 use bytes::Bytes;
 use common::*;
 use framewire_proto::*;
 use framewire_server::DoorPolicy;
+use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
 
 fn stored_under(hub: &TestHub, dir: &str) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = tree(&hub.files().join(dir))
@@ -175,5 +179,22 @@ async fn udp_datagrams_carry_messages_and_frames() {
             .seq,
         3
     );
+    // Exported as PROTOCOL.md §7.1 names them, all three outcomes.
+    let res = framewire_server::web::router(hub.handle.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let metrics = String::from_utf8(body.to_vec()).unwrap();
+    for want in [
+        "framewire_udp_datagrams_total{outcome=\"accepted\"} 2",
+        "framewire_udp_datagrams_total{outcome=\"ignored\"} 3",
+        "framewire_udp_datagrams_total{outcome=\"refused\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == want),
+            "missing {want:?} in\n{metrics}"
+        );
+    }
     hub.stop().await;
 }

@@ -210,6 +210,13 @@ async fn frames_older_than_max_latency_are_dropped_and_counted() {
             "every frame is acked"
         );
     }
+    assert_eq!(
+        sub.recv().await,
+        Message::Subscribed(Subscribed {
+            stream: "cam".into(),
+            window: 8
+        })
+    );
     match sub.recv().await {
         Message::Frame(f) => assert_eq!(f.seq, 3, "only the fresh frame is delivered"),
         other => panic!("{other:?}"),
@@ -232,14 +239,12 @@ async fn commands_reach_devices_and_replies_come_back() {
         name: "mute".into(),
     }))
     .await;
-    // Registration is processed in order on each connection; a ping round trip makes sure.
-    for c in [&mut dev, &mut mute] {
-        c.send(Message::Ping(Ping {
-            nonce: 0,
-            time_us: 0,
-        }))
-        .await;
-        assert!(matches!(c.recv().await, Message::Pong(_)));
+    // The hub says when each registration took effect.
+    for (c, name) in [(&mut dev, "cam"), (&mut mute, "mute")] {
+        assert_eq!(
+            c.recv().await,
+            Message::Registered(Registered { name: name.into() })
+        );
     }
     let (mut user, _) = Raw::hello(hub.addr).await;
     user.send(Message::Command(Command {

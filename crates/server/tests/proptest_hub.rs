@@ -270,6 +270,9 @@ fn hub_message() -> impl Strategy<Value = Message> {
         }),
         (any::<u32>(), any::<u64>(), hash())
             .prop_map(|(id, size, hash)| Message::FileInfo(FileInfo { id, size, hash })),
+        text().prop_map(|name| Message::Registered(Registered { name })),
+        (text(), any::<u16>())
+            .prop_map(|(stream, window)| Message::Subscribed(Subscribed { stream, window })),
         (any::<u32>(), any::<bool>()).prop_map(|(id, more)| Message::ListPage(ListPage {
             id,
             more,
@@ -705,6 +708,7 @@ async fn frames_with_extreme_clocks_and_sequence_numbers_are_acknowledged() {
         window: 1,
     }))
     .await;
+    assert!(matches!(sub.recv().await, Message::Subscribed(_)));
     match sub.recv().await {
         Message::Frame(f) => assert_eq!(f.seq, 5),
         other => panic!("expected the newest frame, got {other:?}"),

@@ -726,3 +726,337 @@ async fn many_concurrent_clients() {
     );
     hub.stop().await;
 }
+
+/// Connects speaking protocol `version` (the hub answers with the lower of it and its own).
+async fn hello_version(addr: std::net::SocketAddr, version: u16) -> (Raw, Welcome) {
+    let mut r = Raw::connect(addr).await;
+    r.send(Message::Hello(Hello {
+        version,
+        name: "raw".into(),
+        token: String::new(),
+    }))
+    .await;
+    match r.recv().await {
+        Message::Welcome(w) => (r, w),
+        other => panic!("expected Welcome, got {other:?}"),
+    }
+}
+
+async fn ping(c: &mut Raw, nonce: u64) {
+    c.send(Message::Ping(Ping { nonce, time_us: 0 })).await;
+    match c.recv().await {
+        Message::Pong(p) => assert_eq!(p.nonce, nonce),
+        other => panic!("expected Pong({nonce}), got {other:?}"),
+    }
+}
+
+/// Version 2: `RegisterDevice` and `Subscribe` are answered once they took effect, `Subscribed`
+/// with the window granted and before the stream's first frame; version 1 clients get neither.
+#[tokio::test]
+async fn registered_and_subscribed_say_when_live_roles_took_effect() {
+    let hub = start_hub().await;
+    let (mut p, _) = Raw::hello(hub.addr).await;
+    p.send(Message::Frame(Frame {
+        stream: "cam".into(),
+        seq: 4,
+        capture_us: 0,
+        format: frame_format::JPEG,
+        width: 1,
+        height: 1,
+        payload: Bytes::from_static(b"jpeg"),
+    }))
+    .await;
+    assert!(matches!(p.recv().await, Message::FrameAck(_)));
+
+    let (mut c, w) = hello_version(hub.addr, 2).await;
+    assert_eq!(w.version, 2);
+    c.send(Message::RegisterDevice(RegisterDevice {
+        name: "cam-1".into(),
+    }))
+    .await;
+    assert_eq!(
+        c.recv().await,
+        Message::Registered(Registered {
+            name: "cam-1".into()
+        })
+    );
+    assert_eq!(hub.handle.devices().list()[0].name, "cam-1");
+    // Window 0 means 1; the frame already there follows the answer.
+    for (asked, granted) in [(0, 1), (5, 5)] {
+        c.send(Message::Subscribe(Subscribe {
+            stream: "cam".into(),
+            window: asked,
+        }))
+        .await;
+        assert_eq!(
+            c.recv().await,
+            Message::Subscribed(Subscribed {
+                stream: "cam".into(),
+                window: granted
+            })
+        );
+        match c.recv().await {
+            Message::Frame(f) => assert_eq!(f.seq, 4),
+            other => panic!("expected the stream's frame, got {other:?}"),
+        }
+    }
+
+    // A version 1 client is served version 1 and never sees the new types.
+    let (mut old, w) = hello_version(hub.addr, 1).await;
+    assert_eq!(w.version, 1);
+    old.send(Message::RegisterDevice(RegisterDevice {
+        name: "old".into(),
+    }))
+    .await;
+    old.send(Message::Subscribe(Subscribe {
+        stream: "quiet".into(),
+        window: 3,
+    }))
+    .await;
+    ping(&mut old, 9).await;
+
+    // A newer client is served the hub's version.
+    let (_, w) = hello_version(hub.addr, 7).await;
+    assert_eq!(w.version, VERSION);
+
+    // Only the hub sends them.
+    c.send(Message::Registered(Registered { name: "x".into() }))
+        .await;
+    loop {
+        match c.recv().await {
+            Message::Frame(_) => {}
+            Message::Error(e) => {
+                assert_eq!((e.code, e.id), (ErrorCode::ProtocolViolation, 0));
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(c.try_recv().await.is_none(), "closed after the error");
+    hub.stop().await;
+}
+
+/// A command pending when its device disconnects is answered by the hub.
+#[tokio::test]
+async fn a_device_that_leaves_with_a_command_pending_fails_it() {
+    let hub = start_hub().await;
+    let (mut dev, _) = Raw::hello(hub.addr).await;
+    dev.send(Message::RegisterDevice(RegisterDevice { name: "d".into() }))
+        .await;
+    assert!(matches!(dev.recv().await, Message::Registered(_)));
+    let (mut user, _) = Raw::hello(hub.addr).await;
+    user.send(Message::Command(Command {
+        id: 3,
+        target: "d".into(),
+        command: "capture".into(),
+        args: vec![],
+    }))
+    .await;
+    assert!(matches!(dev.recv().await, Message::Command(_)));
+    drop(dev);
+    assert_eq!(
+        user.recv().await,
+        Message::Reply(Reply {
+            id: 3,
+            status: ReplyStatus::Failed,
+            body: Bytes::from_static(b"the device disconnected before answering"),
+        })
+    );
+    hub.stop().await;
+}
+
+/// An offset past the end is refused before anything is sent; the end itself is an empty
+/// download.
+#[tokio::test]
+async fn get_past_the_end_is_an_error_without_file_info() {
+    let hub = start_hub().await;
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    assert_stored(&c.upload(1, "a.txt", b"hello", 0).await, StoredStatus::New);
+    c.send(Message::Get(Get {
+        id: 2,
+        offset: 6,
+        path: "a.txt".into(),
+    }))
+    .await;
+    assert_eq!(
+        c.recv().await,
+        Message::Error(ErrorMsg {
+            code: ErrorCode::Malformed,
+            id: 2,
+            message: "offset 6 is past the end of a.txt (5 bytes)".into()
+        })
+    );
+    c.send(Message::Get(Get {
+        id: 3,
+        offset: 5,
+        path: "a.txt".into(),
+    }))
+    .await;
+    assert!(matches!(
+        c.recv().await,
+        Message::FileInfo(FileInfo { id: 3, size: 5, .. })
+    ));
+    assert!(matches!(c.recv().await, Message::End(End { id: 3, .. })));
+    // Refused requests leave the connection open; so does an Offer with the reserved id 0.
+    assert_eq!(
+        c.upload(0, "b.txt", b"b", 0).await,
+        Message::Rejected(Rejected {
+            id: 0,
+            code: ErrorCode::ProtocolViolation,
+            reason: "file id 0 is reserved".into()
+        })
+    );
+    ping(&mut c, 1).await;
+    hub.stop().await;
+}
+
+/// Stores `n` small files `dir/NNNN`, offers pipelined in windows.
+async fn store_many(c: &mut Raw, dir: &str, n: u32) {
+    for start in (0..n).step_by(50) {
+        let ids: Vec<u32> = (start..n.min(start + 50)).collect();
+        for &i in &ids {
+            c.send(Message::Offer(Offer {
+                id: i + 1,
+                flags: 0,
+                size: 1,
+                path: format!("{dir}/{i:04}"),
+            }))
+            .await;
+        }
+        for &i in &ids {
+            assert!(matches!(c.recv().await, Message::Accept(a) if a.id == i + 1));
+        }
+        for &i in &ids {
+            c.send(Message::Data(Data {
+                id: i + 1,
+                bytes: Bytes::from_static(b"x"),
+            }))
+            .await;
+            c.send(Message::End(End {
+                id: i + 1,
+                hash: Some(*blake3::hash(b"x").as_bytes()),
+            }))
+            .await;
+        }
+        for _ in &ids {
+            assert_stored(&c.recv().await, StoredStatus::New);
+        }
+    }
+}
+
+async fn list(c: &mut Raw, id: u32, limit: u32, after: &str) -> ListPage {
+    c.send(Message::List(List {
+        id,
+        limit,
+        prefix: "many/".into(),
+        after: after.into(),
+    }))
+    .await;
+    match c.recv().await {
+        Message::ListPage(p) => {
+            assert_eq!(p.id, id);
+            p
+        }
+        other => panic!("expected ListPage, got {other:?}"),
+    }
+}
+
+/// `limit` 0 asks for the hub's largest page (1000); larger limits are capped at it.
+#[tokio::test]
+async fn list_limit_zero_is_a_full_page() {
+    let hub = start_hub().await;
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    store_many(&mut c, "many", 1001).await;
+    for (id, limit) in [(1, 0), (2, 5000)] {
+        let page = list(&mut c, id, limit, "").await;
+        assert_eq!(
+            (page.entries.len(), page.more),
+            (1000, true),
+            "limit {limit}"
+        );
+        assert_eq!(page.entries[999].path, "many/0999");
+        assert_eq!(page.entries[0].sender, "raw@127.0.0.1");
+    }
+    let last = list(&mut c, 3, 0, "many/0999").await;
+    assert_eq!((last.entries.len(), last.more), (1, false));
+    assert_eq!(list(&mut c, 4, 3, "").await.entries.len(), 3);
+    hub.stop().await;
+}
+
+/// A connection's Gets are answered one after another in the order asked; past 64 waiting, the
+/// hub answers `Busy` instead of queueing.
+#[tokio::test]
+async fn gets_are_answered_in_order_and_a_long_queue_is_busy() {
+    let hub = start_hub_with(|c| c.chunk_size = 16 << 10).await;
+    let (mut c, _) = Raw::hello(hub.addr).await;
+    let big: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    assert_stored(&c.upload(1, "big", &big, 0).await, StoredStatus::New);
+    assert_stored(&c.upload(2, "small", b"small", 0).await, StoredStatus::New);
+
+    // Big, missing, small: each answer whole, in that order.
+    for (id, path) in [(10, "big"), (11, "missing"), (12, "small")] {
+        c.send(Message::Get(Get {
+            id,
+            offset: 0,
+            path: path.into(),
+        }))
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut got = Vec::new();
+    while seen.last() != Some(&(12, "End")) {
+        let (id, what) = match c.recv().await {
+            Message::FileInfo(i) => (i.id, "FileInfo"),
+            Message::Data(d) => {
+                if d.id == 10 {
+                    got.extend_from_slice(&d.bytes);
+                }
+                (d.id, "Data")
+            }
+            Message::End(e) => (e.id, "End"),
+            Message::Error(e) => (e.id, "Error"),
+            other => panic!("{other:?}"),
+        };
+        if seen.last() != Some(&(id, what)) {
+            seen.push((id, what));
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            (10, "FileInfo"),
+            (10, "Data"),
+            (10, "End"),
+            (11, "Error"),
+            (12, "FileInfo"),
+            (12, "Data"),
+            (12, "End")
+        ]
+    );
+    assert!(got == big, "the big file arrives whole");
+
+    // Without reading: the first Get stalls on the full connection, 64 wait, the rest are Busy.
+    for id in 100..170 {
+        c.send(Message::Get(Get {
+            id,
+            offset: 0,
+            path: "big".into(),
+        }))
+        .await;
+    }
+    let mut busy = Vec::new();
+    while busy.len() < 5 {
+        match c.recv().await {
+            Message::Error(e) => {
+                assert_eq!(e.code, ErrorCode::Busy, "{e:?}");
+                busy.push(e.id);
+            }
+            Message::FileInfo(i) => assert_eq!(i.id, 100, "the first Get is still being answered"),
+            Message::Data(d) => assert_eq!(d.id, 100),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(busy.iter().all(|&id| id >= 164), "{busy:?}");
+    drop(c);
+    hub.stop().await;
+}

@@ -377,12 +377,7 @@ async fn commands_from_http() {
         name: "cam".into(),
     }))
     .await;
-    dev.send(Message::Ping(Ping {
-        nonce: 0,
-        time_us: 0,
-    }))
-    .await;
-    assert!(matches!(dev.recv().await, Message::Pong(_)));
+    assert!(matches!(dev.recv().await, Message::Registered(_)));
     let (_, _, b) = get(&hub, "/api/devices").await;
     assert_eq!(json(&b)[0]["name"], "cam");
     let device = tokio::spawn(async move {

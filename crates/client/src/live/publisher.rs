@@ -3,6 +3,7 @@
 //! writes it.
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,6 +80,8 @@ struct PublisherShared {
     window: Mutex<FrameWindow<PendingFrame>>,
     /// A frame was offered.
     wake: Notify,
+    /// The hub confirmed the device registration (`Registered`) on the current connection.
+    registered: AtomicBool,
 }
 
 impl PublisherShared {
@@ -109,6 +112,7 @@ impl Publisher {
         let shared = Arc::new(PublisherShared {
             window: Mutex::new(FrameWindow::new(publish.in_flight)),
             wake: Notify::new(),
+            registered: AtomicBool::new(false),
         });
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let device = publish.device;
@@ -153,6 +157,14 @@ impl Publisher {
     /// [`close`]: Publisher::close
     pub fn sink(&self) -> FrameSink {
         self.sink.clone()
+    }
+
+    /// Whether the hub confirmed (`Registered`) that commands for the device now come here, on
+    /// the current connection. Always `false` without [`PublishOptions::device`], while
+    /// reconnecting, and with a hub that speaks only protocol version 1 (which does not answer
+    /// `RegisterDevice`).
+    pub fn registered(&self) -> bool {
+        self.sink.shared.registered.load(Relaxed) && self.link.state().snapshot().connected
     }
 
     /// Commands sent to this device (only with [`PublishOptions::device`]); take it once.
@@ -254,6 +266,7 @@ impl Role for PublishRole {
 
     async fn open(&mut self, c: &mut Client) -> Result<()> {
         self.shared.window.lock().unwrap().reset();
+        self.shared.registered.store(false, Relaxed);
         c.send(&Message::Publish(Publish {
             stream: self.publish.stream.clone(),
             max_latency_ms: self.publish.max_latency_ms,
@@ -289,6 +302,9 @@ impl Role for PublishRole {
         match m {
             Message::FrameAck(a) => self.shared.window.lock().unwrap().on_ack(a.seq),
             Message::Command(cmd) => self.desk.on_command(c, cmd).await?,
+            Message::Registered(r) if self.publish.device && r.name == self.publish.stream => {
+                self.shared.registered.store(true, Relaxed);
+            }
             other => c.stray(other),
         }
         Ok(ControlFlow::Continue(()))

@@ -2,6 +2,7 @@
 //! consumer ([`AckOnNext`] decides what to acknowledge when).
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU16, Ordering::Relaxed};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -66,6 +67,8 @@ pub struct Subscriber {
     ready: Arc<Notify>,
     /// A frame was handed out, so asking for the next one acknowledges it.
     delivered: bool,
+    /// The window the hub granted on the current connection; 0 until it says.
+    granted: Arc<AtomicU16>,
     link: Link,
 }
 
@@ -79,17 +82,20 @@ impl Subscriber {
         // Room for one frame: the hub sends the next only once this one is acknowledged.
         let (tx, frames) = mpsc::channel(1);
         let ready = Arc::new(Notify::new());
+        let granted = Arc::new(AtomicU16::new(0));
         let role = SubscribeRole {
             stream: stream.to_owned(),
             ready: Arc::clone(&ready),
             frames: tx,
             acks: AckOnNext::default(),
+            granted: Arc::clone(&granted),
         };
         let link = Link::start(addr, opts, stream.to_owned(), role).await?;
         Ok(Subscriber {
             frames,
             ready,
             delivered: false,
+            granted,
             link,
         })
     }
@@ -110,6 +116,14 @@ impl Subscriber {
         self.link.state().snapshot()
     }
 
+    /// The window the hub granted (`Subscribed`): the subscription is in effect on the current
+    /// connection. `None` before the hub's answer, while reconnecting, or from a hub that speaks
+    /// only protocol version 1 (which does not answer `Subscribe`).
+    pub fn granted_window(&self) -> Option<u16> {
+        let w = self.granted.load(Relaxed);
+        (w > 0 && self.link().connected).then_some(w)
+    }
+
     /// Stops receiving.
     pub async fn close(self) {
         self.link.close().await;
@@ -128,6 +142,8 @@ struct SubscribeRole {
     ready: Arc<Notify>,
     frames: mpsc::Sender<ReceivedFrame>,
     acks: AckOnNext,
+    /// Shared with the [`Subscriber`]: the window of the last `Subscribed`, 0 before one.
+    granted: Arc<AtomicU16>,
 }
 
 impl Role for SubscribeRole {
@@ -136,6 +152,7 @@ impl Role for SubscribeRole {
 
     async fn open(&mut self, c: &mut Client) -> Result<()> {
         self.acks.reset();
+        self.granted.store(0, Relaxed);
         c.send(&Message::Subscribe(Subscribe {
             stream: self.stream.clone(),
             window: 1,
@@ -172,6 +189,9 @@ impl Role for SubscribeRole {
                     // The `Subscriber` is gone.
                     return Ok(ControlFlow::Break(()));
                 }
+            }
+            Message::Subscribed(s) if s.stream == self.stream => {
+                self.granted.store(s.window, Relaxed);
             }
             other => c.stray(other),
         }

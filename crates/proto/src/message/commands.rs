@@ -1,5 +1,5 @@
 //! Short messages the hub relays or answers: texts, and commands run on named devices with their
-//! replies.
+//! replies, and the registration of a device.
 
 use bytes::Bytes;
 
@@ -160,5 +160,26 @@ impl Body for RegisterDevice {
 
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
         Ok(RegisterDevice { name: r.str16()? })
+    }
+}
+
+/// The hub's answer to [`RegisterDevice`] (protocol version 2): this connection is now device `name`,
+/// and commands for that name come here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// Device name, as registered.
+    pub name: String,
+}
+
+impl Body for Registered {
+    const KIND: u16 = 0x0023;
+    const NAME: &'static str = "Registered";
+
+    fn encode(&self, w: &mut impl Writer) {
+        w.str16("name", &self.name);
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(Registered { name: r.str16()? })
     }
 }

@@ -117,6 +117,33 @@ impl Body for Subscribe {
     }
 }
 
+/// The hub's answer to [`Subscribe`] (protocol version 2): the subscription is in effect, with
+/// the window the hub grants. It comes before the stream's first [`Frame`] on this connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscribed {
+    /// Stream name.
+    pub stream: String,
+    /// Frames the hub sends before waiting for a [`FrameAck`]: the window granted, at least 1.
+    pub window: u16,
+}
+
+impl Body for Subscribed {
+    const KIND: u16 = 0x0045;
+    const NAME: &'static str = "Subscribed";
+
+    fn encode(&self, w: &mut impl Writer) {
+        w.str16("stream", &self.stream);
+        w.u16(self.window);
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(Subscribed {
+            stream: r.str16()?,
+            window: r.u16()?,
+        })
+    }
+}
+
 /// Stop sending stream `stream`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsubscribe {

@@ -21,14 +21,16 @@ mod session;
 
 use bytes::{BufMut, Bytes};
 
-pub use commands::{Command, RegisterDevice, Reply, ReplyStatus, Text};
+pub use commands::{Command, RegisterDevice, Registered, Reply, ReplyStatus, Text};
 pub use error_code::ErrorCode;
 pub use files::{
     encode_data_head, offer_flags, Accept, Cancel, Data, End, FileInfo, Get, Offer, Rejected,
     Stored, StoredStatus, DATA_PREFIX_LEN,
 };
 pub use listing::{list_entry_len, List, ListEntry, ListPage};
-pub use live::{encode_frame_head, frame_format, Frame, FrameAck, Publish, Subscribe, Unsubscribe};
+pub use live::{
+    encode_frame_head, frame_format, Frame, FrameAck, Publish, Subscribe, Subscribed, Unsubscribe,
+};
 pub use session::{ErrorMsg, Hello, Ping, Pong, Welcome};
 
 use crate::wire::{Measure, Reader, Writer};
@@ -160,6 +162,8 @@ messages! {
     Reply(Reply) = REPLY,
     /// Client → hub: this connection answers commands for a device name.
     RegisterDevice(RegisterDevice) = REGISTER_DEVICE,
+    /// Hub → client (version 2): the registration is in effect.
+    Registered(Registered) = REGISTERED,
     /// Client → hub: I want to store a file at this path.
     Offer(Offer) = OFFER,
     /// Hub → client: send the file's bytes from this offset.
@@ -192,6 +196,8 @@ messages! {
     FrameAck(FrameAck) = FRAME_ACK,
     /// Client → hub: this connection publishes a stream, with its settings.
     Publish(Publish) = PUBLISH,
+    /// Hub → client (version 2): the subscription is in effect, with the window granted.
+    Subscribed(Subscribed) = SUBSCRIBED,
 }
 
 impl Message {

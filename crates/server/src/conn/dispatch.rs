@@ -87,22 +87,7 @@ impl Session {
             Message::Get(g) => self.get(g).await,
             Message::List(l) => self.list(l).await,
             Message::Command(c) => self.command(c),
-            Message::RegisterDevice(d) => {
-                tracing::info!(device = %shown(&d.name), from = %self.sender, "device registered");
-                self.client.add_role(role::DEVICE);
-                self.hub.events.emit(
-                    "device",
-                    &self.sender,
-                    format!("registered as device {}", d.name),
-                );
-                self.hub.devices.register(
-                    &d.name,
-                    self.conn_id,
-                    self.out.clone(),
-                    now_us(),
-                    self.sender.clone(),
-                );
-            }
+            Message::RegisterDevice(d) => self.register_device(d).await,
             Message::Reply(r) => {
                 if !self.hub.devices.reply(self.conn_id, r) {
                     tracing::debug!(from = %self.sender, "late or unexpected reply ignored");
@@ -110,7 +95,7 @@ impl Session {
             }
             Message::Publish(p) => self.publish(p),
             Message::Frame(f) => self.frame(f).await,
-            Message::Subscribe(s) => self.subscribe(s)?,
+            Message::Subscribe(s) => self.subscribe(s).await?,
             Message::Unsubscribe(u) => {
                 if let Some(sub) = self.subscriptions.remove(&u.stream) {
                     sub.end();

@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 use framewire_proto::{
-    check_preface, decode, ErrorCode, Hello, Message, Preface, MAX_HELLO_PAYLOAD, VERSION,
+    check_preface, decode, ErrorCode, Hello, Message, Preface, MAX_HELLO_PAYLOAD, MIN_VERSION,
+    VERSION,
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -47,10 +48,11 @@ pub(super) async fn read_hello<R: AsyncRead + Unpin>(
             }
             Preface::Hello => match decode(buf, MAX_HELLO_PAYLOAD) {
                 Ok(Some(Message::Hello(h))) => {
-                    if h.version == 0 {
+                    // A newer client is served at the hub's version (`Welcome` says which).
+                    if h.version < MIN_VERSION {
                         return Err(HandshakeEnd::Fatal(Fatal::new(
                             ErrorCode::UnsupportedVersion,
-                            format!("protocol version {} is not supported; this hub speaks 1..={VERSION}", h.version),
+                            format!("protocol version {} is not supported; this hub speaks {MIN_VERSION}..={VERSION}", h.version),
                         )));
                     }
                     hub.stats

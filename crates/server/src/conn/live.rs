@@ -14,7 +14,10 @@ use super::{now_us, Out};
 use crate::clients::role;
 use crate::streams::Stream;
 use crate::untrusted::shown;
-use framewire_proto::{Message, Reply};
+use framewire_proto::{Message, Registered, Reply, Subscribed};
+
+/// The first protocol version whose clients are told `Registered` and `Subscribed`.
+const ANSWERS_LIVE_ROLES: u16 = 2;
 
 /// A stream this connection publishes.
 pub(crate) struct Publishing {
@@ -33,6 +36,7 @@ pub(crate) struct Subscription {
 }
 
 impl Subscription {
+    /// Starts sending `stream` with `window` (at least 1) frames unacknowledged at most.
     pub(crate) fn start(stream: Arc<Stream>, window: u16, out: mpsc::Sender<Out>) -> Subscription {
         let window = window.max(1) as usize;
         let credits = Arc::new(Semaphore::new(window));
@@ -173,7 +177,53 @@ impl Session {
         .await;
     }
 
-    pub(super) fn subscribe(&mut self, s: framewire_proto::Subscribe) -> Result<(), super::Fatal> {
+    /// Makes this connection device `d.name`, then (version 2) says so with `Registered`.
+    pub(super) async fn register_device(&self, d: framewire_proto::RegisterDevice) {
+        tracing::info!(device = %shown(&d.name), from = %self.sender, "device registered");
+        self.client.add_role(role::DEVICE);
+        self.hub.events.emit(
+            "device",
+            &self.sender,
+            format!("registered as device {}", d.name),
+        );
+        // A slot in the writer's queue, taken before registering and filled under the registry's
+        // lock: `Registered` goes out after the registration took effect, and before any command
+        // routed to it.
+        let registered = Message::Registered(Registered {
+            name: d.name.clone(),
+        });
+        let announce = if self.version >= ANSWERS_LIVE_ROLES {
+            self.out
+                .reserve()
+                .await
+                .ok()
+                .zip(registered.to_bytes().ok())
+        } else {
+            None
+        };
+        self.hub.devices.register(
+            &d.name,
+            self.conn_id,
+            self.out.clone(),
+            now_us(),
+            self.sender.clone(),
+            || {
+                if let Some((slot, b)) = announce {
+                    slot.send(Out::Msg(b));
+                }
+            },
+        );
+    }
+
+    /// Subscribes to `s.stream` (replacing an earlier subscription to it), after telling the
+    /// client (version 2) the window granted with `Subscribed`, so that it precedes the frames.
+    ///
+    /// # Errors
+    /// `Busy` (fatal) when the stream has as many subscribers as it may have.
+    pub(super) async fn subscribe(
+        &mut self,
+        s: framewire_proto::Subscribe,
+    ) -> Result<(), super::Fatal> {
         if let Some(old) = self.subscriptions.remove(&s.stream) {
             old.end();
         }
@@ -189,10 +239,18 @@ impl Session {
             ));
         }
         self.client.add_role(role::SUBSCRIBER);
-        tracing::info!(stream = %shown(&s.stream), from = %self.sender, window = s.window, "subscriber joined");
+        let window = s.window.max(1);
+        tracing::info!(stream = %shown(&s.stream), from = %self.sender, window, "subscriber joined");
+        if self.version >= ANSWERS_LIVE_ROLES {
+            self.send(Message::Subscribed(Subscribed {
+                stream: s.stream.clone(),
+                window,
+            }))
+            .await;
+        }
         self.subscriptions.insert(
             s.stream,
-            Subscription::start(stream, s.window, self.out.clone()),
+            Subscription::start(stream, window, self.out.clone()),
         );
         Ok(())
     }

@@ -165,8 +165,9 @@ async fn serve_connection<R, W>(
     } else {
         format!("{}@{}", who.name, peer.ip())
     };
+    let version = VERSION.min(hello.version);
     let welcome = Message::Welcome(Welcome {
-        version: VERSION.min(hello.version),
+        version,
         hub_time_us: now_us(),
         max_payload: hub.config.max_payload,
         max_file_size: hub.config.max_file_size,
@@ -187,9 +188,17 @@ async fn serve_connection<R, W>(
     hub.events.emit(
         "connect",
         &sender,
-        format!("connected (protocol v{})", VERSION.min(hello.version)),
+        format!("connected (protocol v{version})"),
     );
-    let (session, writer) = Session::start(Arc::clone(&hub), wr, &name, peer, sender.clone(), who);
+    let (session, writer) = Session::start(
+        Arc::clone(&hub),
+        wr,
+        &name,
+        peer,
+        sender.clone(),
+        who,
+        version,
+    );
     let conn_id = session.conn_id;
     session.serve(&mut rd, buf).await;
     let _ = writer.await;

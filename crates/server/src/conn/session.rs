@@ -38,6 +38,8 @@ pub(super) struct Session {
     pub(super) sender: String,
     /// What this connection's token allows.
     pub(super) perms: Perms,
+    /// The protocol version negotiated in the handshake.
+    pub(super) version: u16,
     pub(super) activity: Arc<Activity>,
     pub(super) client: Arc<ClientEntry>,
     pub(super) conn_id: u64,
@@ -78,6 +80,7 @@ impl Session {
         peer: SocketAddr,
         sender: String,
         who: Identity,
+        version: u16,
     ) -> (Session, JoinHandle<()>) {
         let conn_id = hub.next_conn_id();
         let client = hub.clients.add(conn_id, name, peer.to_string(), now_us());
@@ -95,6 +98,7 @@ impl Session {
             out,
             sender,
             perms: who.perms,
+            version,
             activity,
             client,
             conn_id,

@@ -224,6 +224,24 @@ pub(crate) fn render(hub: &HubHandle) -> String {
     for (code, n) in s.http_responses() {
         let _ = writeln!(o, "framewire_http_requests_total{{status=\"{code}\"}} {n}");
     }
+    family(
+        &mut o,
+        "framewire_udp_datagrams_total",
+        "counter",
+        "UDP datagrams, by outcome: accepted (text or frame), ignored (malformed, oversized, or a type UDP does not carry), refused (address or permission).",
+    );
+    let udp = hub.udp_stats();
+    for (outcome, n) in [
+        ("accepted", &udp.accepted),
+        ("ignored", &udp.ignored),
+        ("refused", &udp.refused),
+    ] {
+        let _ = writeln!(
+            o,
+            "framewire_udp_datagrams_total{{outcome=\"{outcome}\"}} {}",
+            n.load(Relaxed)
+        );
+    }
     o
 }
 
