@@ -301,15 +301,7 @@ impl RunningHub {
             .expect("this hub was built without a native port")
     }
 
-    /// Starts accepting native clients on one more listener.
-    pub(crate) fn add_native(&mut self, l: Listener) {
-        let (Listener::Plain(t) | Listener::Tls(t, _)) = &l;
-        if let Ok(a) = t.local_addr() {
-            self.addrs.native.push(a);
-        }
-        self.accepting
-            .spawn(doors::native::accept(l, Arc::clone(&self.hub)));
-    }
+
 
     /// Every native port's address.
     pub fn native_addrs(&self) -> &[SocketAddr] {

@@ -24,7 +24,6 @@
 pub mod auth;
 mod builder;
 pub mod clients;
-mod compat;
 mod config;
 mod conn;
 pub mod devices;
@@ -43,7 +42,6 @@ pub mod web;
 use std::sync::Arc;
 
 pub use builder::{HubBuilder, Listener, RunningHub};
-pub use compat::Server;
 pub use config::Config;
 pub use error::ServerError;
 pub use gate::{Cidr, DoorPolicy};
