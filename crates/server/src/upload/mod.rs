@@ -639,4 +639,53 @@ mod tests {
         };
         assert_eq!(u.offset(), 700, "resuming needs only the 100 bytes left");
     }
+
+    #[tokio::test]
+    async fn a_dropped_upload_leaves_nothing_behind_but_a_partial() {
+        let f = fixture(|_| {});
+        let spool = f._dir.path().join("spool");
+        let files_in_spool = || std::fs::read_dir(&spool).unwrap().count();
+        // Unknown size (raw, chunked PUT): cannot resume, so nothing is kept.
+        let Admitted::Upload(mut u) = f
+            .pipeline
+            .admit(&who(Perms::ALL), req("raw", None), None)
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        u.write(Bytes::from(vec![1u8; 3 << 20])).await.unwrap();
+        drop(u);
+        // Known size: the bytes written are kept for resuming.
+        let Admitted::Upload(mut u) = f
+            .pipeline
+            .admit(&who(Perms::ALL), req("known", Some(4 << 20)), None)
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        u.write(Bytes::from(vec![2u8; 3 << 20])).await.unwrap();
+        drop(u);
+        let kept = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                let Admitted::Upload(u) = f
+                    .pipeline
+                    .admit(&who(Perms::ALL), req("known", Some(4 << 20)), None)
+                    .await
+                    .unwrap()
+                else {
+                    panic!()
+                };
+                if u.offset() > 0 && files_in_spool() == 1 {
+                    return u.offset();
+                }
+                drop(u);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the partial is kept and the anonymous staging removed");
+        assert!(kept >= 1 << 20 && kept <= 3 << 20, "{kept}");
+    }
 }

@@ -53,6 +53,8 @@ enum Sink {
         budget: OwnedSemaphorePermit,
     },
     Staged(Stage),
+    /// Ended: the bytes were handed on or thrown away.
+    Done,
 }
 
 /// Staged bytes: the staging target travels with its hasher to the blocking pool and back.
@@ -75,7 +77,8 @@ pub(crate) struct Upload {
     received: u64,
     overwrite: bool,
     sender: String,
-    lease: Lease,
+    /// Held, not read: one upload per path until this one ends.
+    _lease: Lease,
     reservation: Reservation,
     sink: Sink,
     /// Whether a resumed partial's bytes were taken over from "at rest".
@@ -106,7 +109,7 @@ impl Upload {
             received: s.offset,
             overwrite: s.overwrite,
             sender: s.sender,
-            lease: s.lease,
+            _lease: s.lease,
             reservation: s.reservation,
             sink: Sink::NotStarted {
                 memory: s.memory,
@@ -195,7 +198,7 @@ impl Upload {
                 }
                 Ok(())
             }
-            Sink::NotStarted { .. } => unreachable!("started above"),
+            Sink::NotStarted { .. } | Sink::Done => unreachable!("started above"),
         }
     }
 
@@ -214,11 +217,9 @@ impl Upload {
                 .acquire_many_owned(size as u32)
                 .await
                 .map_err(Refusal::internal)?;
-            let Sink::NotStarted { hasher, .. } = std::mem::replace(
-                &mut self.sink,
-                Sink::Staged(Stage::empty()), // placeholder, replaced below
-            ) else {
-                unreachable!()
+            let Sink::NotStarted { hasher, .. } = std::mem::replace(&mut self.sink, Sink::Done)
+            else {
+                unreachable!("checked above")
             };
             self.sink = Sink::Memory {
                 chunks: Vec::new(),
@@ -238,10 +239,8 @@ impl Upload {
             self.reservation.take_over(offset);
             self.took_over = true;
         }
-        let Sink::NotStarted { hasher, .. } =
-            std::mem::replace(&mut self.sink, Sink::Staged(Stage::empty()))
-        else {
-            unreachable!()
+        let Sink::NotStarted { hasher, .. } = std::mem::replace(&mut self.sink, Sink::Done) else {
+            unreachable!("checked above")
         };
         self.sink = Sink::Staged(Stage {
             idle: Some((staged, hasher)),
@@ -288,28 +287,27 @@ impl Upload {
             }
         }
         self.start().await?;
-        let (data, hash, budget) =
-            match std::mem::replace(&mut self.sink, Sink::Staged(Stage::empty())) {
-                Sink::Memory {
-                    chunks,
-                    hasher,
-                    budget,
-                } => (
-                    CommitData::Memory(chunks),
+        let (data, hash, budget) = match std::mem::replace(&mut self.sink, Sink::Done) {
+            Sink::Memory {
+                chunks,
+                hasher,
+                budget,
+            } => (
+                CommitData::Memory(chunks),
+                *hasher.finalize().as_bytes(),
+                Some(budget),
+            ),
+            Sink::Staged(mut stage) => {
+                stage.flush(&self.pipeline).await?;
+                let (staged, hasher) = stage.wait().await?;
+                (
+                    CommitData::Staged(staged),
                     *hasher.finalize().as_bytes(),
-                    Some(budget),
-                ),
-                Sink::Staged(mut stage) => {
-                    stage.flush(&self.pipeline).await?;
-                    let (staged, hasher) = stage.wait().await?;
-                    (
-                        CommitData::Staged(staged),
-                        *hasher.finalize().as_bytes(),
-                        None,
-                    )
-                }
-                Sink::NotStarted { .. } => unreachable!("started above"),
-            };
+                    None,
+                )
+            }
+            Sink::NotStarted { .. } | Sink::Done => unreachable!("started above"),
+        };
         if let Some(h) = client_hash.filter(|h| *h != hash) {
             if let CommitData::Staged(s) = data {
                 s.discard();
@@ -348,8 +346,8 @@ impl Upload {
     async fn drop_bytes(&mut self, keep: bool) {
         let storage = Arc::clone(&self.pipeline.storage);
         let key = self.key.clone();
-        match std::mem::replace(&mut self.sink, Sink::Staged(Stage::empty())) {
-            Sink::NotStarted { .. } => {}
+        match std::mem::replace(&mut self.sink, Sink::Done) {
+            Sink::NotStarted { .. } | Sink::Done => {}
             Sink::Memory { chunks, .. } => {
                 if let (true, false, Some(key)) = (keep, chunks.is_empty(), key) {
                     let _ = self
@@ -377,6 +375,33 @@ impl Upload {
                 }
             }
         }
+    }
+}
+
+impl Drop for Upload {
+    /// An upload dropped without an ending (its door's task was cancelled, say at the end of a
+    /// shutdown): what it staged is kept as a partial if it can resume, else removed, so nothing
+    /// is left behind in the spool.
+    fn drop(&mut self) {
+        let Sink::Staged(mut stage) = std::mem::replace(&mut self.sink, Sink::Done) else {
+            return;
+        };
+        let keep = self.key.is_some();
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            if let Ok((staged, _)) = stage.wait().await {
+                let _ = tokio::task::spawn_blocking(move || {
+                    if keep {
+                        staged.park()
+                    } else {
+                        staged.discard()
+                    }
+                })
+                .await;
+            }
+        });
     }
 }
 
@@ -444,45 +469,37 @@ impl Verified {
             hash,
             budget,
         } = self;
-        let Upload {
-            pipeline,
-            path,
-            sender,
-            overwrite,
-            received,
-            lease,
-            reservation,
-            sink: _,
-            ..
-        } = upload;
         let item = CommitItem {
-            path: path.clone(),
+            path: upload.path.clone(),
             data,
-            size: received,
+            size: upload.received,
             hash,
-            overwrite,
-            sender: sender.clone(),
+            overwrite: upload.overwrite,
+            sender: upload.sender.clone(),
         };
-        let p = Arc::clone(&pipeline);
+        let pipeline = Arc::clone(&upload.pipeline);
         pipeline.committer.submit(
             item,
+            // The upload (its path lease and storage reservation) and the memory it was lent are
+            // held until the outcome is known.
             Box::new(move |outcome| {
+                let p = &upload.pipeline;
                 let answer = match outcome {
                     Ok(c) => {
                         let s = Stored {
                             status: c.status,
-                            size: received,
+                            size: upload.received,
                             hash,
                         };
-                        p.stored(&sender, &path, &s, &c);
+                        p.stored(&upload.sender, &upload.path, &s, &c);
                         Ok(s)
                     }
                     Err(r) => {
-                        p.refused(&sender, &r);
+                        p.refused(&upload.sender, &r);
                         Err(r)
                     }
                 };
-                drop((reservation, lease, budget));
+                drop((upload, budget));
                 notify.send(answer);
             }),
         );
