@@ -686,6 +686,6 @@ mod tests {
         })
         .await
         .expect("the partial is kept and the anonymous staging removed");
-        assert!(kept >= 1 << 20 && kept <= 3 << 20, "{kept}");
+        assert!((1 << 20..=3 << 20).contains(&kept), "{kept}");
     }
 }
