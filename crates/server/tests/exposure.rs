@@ -50,24 +50,7 @@ async fn ws_messages(hub: &TestHub, token: &str, n: usize) -> Vec<Value> {
     let mut out = Vec::new();
     tokio::time::timeout(T, async {
         while out.len() < n {
-            let mut h = [0u8; 2];
-            s.read_exact(&mut h).await.unwrap();
-            let len = match h[1] & 0x7f {
-                126 => {
-                    let mut l = [0u8; 2];
-                    s.read_exact(&mut l).await.unwrap();
-                    u16::from_be_bytes(l) as usize
-                }
-                127 => {
-                    let mut l = [0u8; 8];
-                    s.read_exact(&mut l).await.unwrap();
-                    u64::from_be_bytes(l) as usize
-                }
-                n => n as usize,
-            };
-            let mut b = vec![0u8; len];
-            s.read_exact(&mut b).await.unwrap();
-            out.push(serde_json::from_slice(&b).unwrap());
+            out.push(serde_json::from_str(&ws_text(&mut s).await).unwrap());
         }
     })
     .await

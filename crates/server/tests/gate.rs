@@ -30,7 +30,12 @@ async fn http(addr: SocketAddr, req: &str, body: &[u8]) -> (String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(req.as_bytes()).await.unwrap();
     s.write_all(body).await.unwrap();
-    let mut out = Vec::new();
+    answer(&mut s, Vec::new()).await
+}
+
+/// Reads the rest of an HTTP answer (after `start`): its status line and body.
+async fn answer(s: &mut TcpStream, start: Vec<u8>) -> (String, Vec<u8>) {
+    let mut out = start;
     tokio::time::timeout(T, s.read_to_end(&mut out))
         .await
         .expect("HTTP answer in time")
@@ -58,28 +63,16 @@ async fn put(addr: SocketAddr, path: &str, body: &[u8]) -> (String, Vec<u8>) {
         .await
         .unwrap()
         .unwrap();
-    let mut out = Vec::new();
-    if first.starts_with(b"HTTP/1.1 100") {
-        let mut rest = [0u8; 4];
-        while !first.ends_with(b"\r\n\r\n") {
-            s.read_exact(&mut rest[..1]).await.unwrap();
-            first.push(rest[0]);
-        }
-        s.write_all(body).await.unwrap();
-    } else {
-        out.extend_from_slice(&first);
+    if !first.starts_with(b"HTTP/1.1 100") {
+        return answer(&mut s, first).await;
     }
-    tokio::time::timeout(T, s.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.lines().next().unwrap_or("").to_owned();
-    let body = match text.find("\r\n\r\n") {
-        Some(i) => out[i + 4..].to_vec(),
-        None => Vec::new(),
-    };
-    (status, body)
+    let mut b = [0u8; 1];
+    while !first.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).await.unwrap();
+        first.push(b[0]);
+    }
+    s.write_all(body).await.unwrap();
+    answer(&mut s, Vec::new()).await
 }
 
 /// Reproduces: 1,100 idle HTTP connections made a hub stop answering everyone (HTTP had no

@@ -79,7 +79,8 @@ fn read_message(s: &mut TcpStream, buf: &mut BytesMut) -> Option<Message> {
     }
 }
 
-fn native(addr: &str, body: Vec<u8>, pause: Duration, started: mpsc::Sender<()>) -> Outcome {
+/// Connects, shakes hands and offers `path` (`SIZE` bytes): the hub's answer.
+fn offer(addr: &str, path: &str) -> (TcpStream, BytesMut, Option<Message>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut buf = BytesMut::new();
@@ -97,10 +98,16 @@ fn native(addr: &str, body: Vec<u8>, pause: Duration, started: mpsc::Sender<()>)
         id: 1,
         flags: 0,
         size: SIZE as u64,
-        path: "native.bin".into(),
+        path: path.into(),
     });
     s.write_all(&offer.to_bytes().unwrap()).unwrap();
-    match read_message(&mut s, &mut buf) {
+    let answer = read_message(&mut s, &mut buf);
+    (s, buf, answer)
+}
+
+fn native(addr: &str, body: Vec<u8>, pause: Duration, started: mpsc::Sender<()>) -> Outcome {
+    let (mut s, mut buf, answer) = offer(addr, "native.bin");
+    match answer {
         Some(Message::Accept(Accept { offset: 0, .. })) => {}
         other => panic!("{other:?}"),
     }
@@ -208,27 +215,7 @@ fn stored(data: &Path, name: &str) -> Option<Vec<u8>> {
 
 /// Offers `path` again on a restarted hub: the offset it resumes from.
 fn resume_offset(hub: &Hub, path: &str) -> u64 {
-    let mut s = TcpStream::connect(&hub.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = BytesMut::new();
-    let hello = Message::Hello(Hello {
-        version: VERSION,
-        name: "again".into(),
-        token: String::new(),
-    });
-    s.write_all(&hello.to_bytes().unwrap()).unwrap();
-    assert!(matches!(
-        read_message(&mut s, &mut buf),
-        Some(Message::Welcome(_))
-    ));
-    let offer = Message::Offer(Offer {
-        id: 1,
-        flags: 0,
-        size: SIZE as u64,
-        path: path.into(),
-    });
-    s.write_all(&offer.to_bytes().unwrap()).unwrap();
-    match read_message(&mut s, &mut buf) {
+    match offer(&hub.addr, path).2 {
         Some(Message::Accept(a)) => a.offset,
         other => panic!("{other:?}"),
     }

@@ -134,3 +134,26 @@ pub fn assert_rejected(m: &Message, code: ErrorCode) -> String {
         other => panic!("expected Rejected({code:?}), got {other:?}"),
     }
 }
+
+/// Reads one unmasked server→client WebSocket frame's text (small frames only).
+pub async fn ws_text(s: &mut tokio::net::TcpStream) -> String {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).await.unwrap();
+    assert_eq!(h[0] & 0x0f, 1, "text frame");
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l).await.unwrap();
+            u16::from_be_bytes(l) as usize
+        }
+        127 => {
+            let mut l = [0u8; 8];
+            s.read_exact(&mut l).await.unwrap();
+            u64::from_be_bytes(l) as usize
+        }
+        n => n as usize,
+    };
+    let mut b = vec![0u8; len];
+    s.read_exact(&mut b).await.unwrap();
+    String::from_utf8(b).unwrap()
+}
