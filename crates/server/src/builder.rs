@@ -157,13 +157,14 @@ impl HubBuilder {
             Arc::clone(&events),
         )
         .map_err(|e| ServerError::DataDir(config.data_dir.clone(), e))?;
+        let streams = crate::streams::StreamHub::new(config.max_streams, config.stream_ttl);
         let hub = Arc::new(Hub {
             config,
             storage,
             pipeline,
             gate,
             stats,
-            streams: Default::default(),
+            streams,
             devices: Default::default(),
             clients: Default::default(),
             events,
@@ -300,8 +301,6 @@ impl RunningHub {
             .first()
             .expect("this hub was built without a native port")
     }
-
-
 
     /// Every native port's address.
     pub fn native_addrs(&self) -> &[SocketAddr] {
