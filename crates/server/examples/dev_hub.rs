@@ -118,7 +118,9 @@ async fn feed_stream(
     first: usize,
     stop: CancellationToken,
 ) {
-    let stream = hub.streams().get_or_create(name);
+    let Ok(stream) = hub.streams().get_or_create(name, now_us()) else {
+        return;
+    };
     // A real camera would count itself as the stream's publisher; do the same for the dashboard.
     stream.publishers.fetch_add(1, Relaxed);
     hub.events()

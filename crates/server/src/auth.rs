@@ -98,6 +98,9 @@ pub struct Identity {
     pub name: String,
     /// Its permissions.
     pub perms: Perms,
+    /// The device and stream names it may claim (`None`: any). A pattern is a name, or a prefix
+    /// followed by `*`.
+    pub names: Option<Vec<String>>,
 }
 
 impl Identity {
@@ -106,7 +109,42 @@ impl Identity {
         Identity {
             name: String::new(),
             perms: Perms::ALL,
+            names: None,
         }
+    }
+
+    /// Whether this identity may claim device or stream `name` (the tokens file's `names=`).
+    pub fn may_claim(&self, name: &str) -> bool {
+        match &self.names {
+            None => true,
+            Some(patterns) => patterns.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => p == name,
+            }),
+        }
+    }
+}
+
+/// A connection claiming a device or stream name. A name belongs to the connection holding it;
+/// another connection may take it over only with the same token (a reconnect: the newest wins) or
+/// an admin token. On a hub without tokens nobody has a token name or is admin, so the first
+/// holder keeps the name while it is connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Claimant {
+    /// The connection.
+    pub(crate) conn: u64,
+    /// Its token's name (empty without tokens).
+    pub(crate) token: String,
+    /// Whether its token is an admin token (never on a hub without tokens).
+    pub(crate) admin: bool,
+}
+
+impl Claimant {
+    /// Whether this claimant may take a name that `holder` holds.
+    pub(crate) fn may_take_from(&self, holder: &Claimant) -> bool {
+        self.conn == holder.conn
+            || self.admin
+            || (!self.token.is_empty() && self.token == holder.token)
     }
 }
 
@@ -128,7 +166,7 @@ pub enum TokensError {
     /// The file could not be read.
     #[error("cannot read {0}: {1}")]
     Read(String, #[source] std::io::Error),
-    /// A line is not `TOKEN NAME PERMISSION[,PERMISSION...]`.
+    /// A line is not `TOKEN NAME PERMISSION[,PERMISSION...] [names=PATTERN[,PATTERN...]]`.
     #[error("{file}:{line}: {reason}")]
     Line {
         /// The file.
@@ -159,12 +197,21 @@ impl Tokens {
 
     /// Adds a token.
     pub fn add(&mut self, token: &str, name: &str, perms: Perms) {
-        self.entries.push(Entry {
-            digest: digest(token),
-            who: Identity {
+        self.add_identity(
+            token,
+            Identity {
                 name: name.to_owned(),
                 perms,
+                names: None,
             },
+        );
+    }
+
+    /// Adds a token for `who` (with its name restrictions).
+    pub fn add_identity(&mut self, token: &str, who: Identity) {
+        self.entries.push(Entry {
+            digest: digest(token),
+            who,
         });
     }
 
@@ -177,9 +224,11 @@ impl Tokens {
         t
     }
 
-    /// Reads a tokens file: one `TOKEN NAME PERMISSION[,PERMISSION...]` per line (`#` comments and
-    /// blank lines allowed; permissions among upload, download, publish, subscribe, command, admin,
-    /// all).
+    /// Reads a tokens file: one `TOKEN NAME PERMISSION[,PERMISSION...] [names=PATTERN[,PATTERN...]]`
+    /// per line (`#` comments and blank lines allowed; permissions among upload, download, publish,
+    /// subscribe, command, admin, all). The optional `names=` column restricts the device and
+    /// stream names the token may claim: each pattern is a name (`door`) or a prefix ending in `*`
+    /// (`cam-*`); without it, any name. Example: `cam-token-0123456789 cam-1 publish names=cam-*,door`.
     ///
     /// # Errors
     /// [`TokensError`] naming the file and line of the first problem.
@@ -198,10 +247,32 @@ impl Tokens {
                 reason,
             };
             let mut words = line.split_whitespace();
-            let (Some(token), Some(name), Some(perms), None) =
-                (words.next(), words.next(), words.next(), words.next())
-            else {
-                return Err(bad("expected: TOKEN NAME PERMISSION[,PERMISSION...]".into()));
+            const FORMAT: &str =
+                "expected: TOKEN NAME PERMISSION[,PERMISSION...] [names=PATTERN[,PATTERN...]]";
+            let (Some(token), Some(name), Some(perms), names, None) = (
+                words.next(),
+                words.next(),
+                words.next(),
+                words.next(),
+                words.next(),
+            ) else {
+                return Err(bad(FORMAT.into()));
+            };
+            let names = match names {
+                None => None,
+                Some(w) => {
+                    let list = w.strip_prefix("names=").ok_or_else(|| bad(FORMAT.into()))?;
+                    let patterns: Vec<String> = list.split(',').map(str::to_owned).collect();
+                    if let Some(p) = patterns
+                        .iter()
+                        .find(|p| p.is_empty() || p.trim_end_matches('*').contains('*'))
+                    {
+                        return Err(bad(format!(
+                            "bad name pattern {p:?}: a name, or a prefix ending in *"
+                        )));
+                    }
+                    Some(patterns)
+                }
             };
             if token.len() < MIN_TOKEN_LEN {
                 return Err(bad(format!(
@@ -212,7 +283,14 @@ impl Tokens {
             for w in perms.split(',') {
                 p = p | Perms::parse(w).ok_or_else(|| bad(format!("unknown permission {w:?}")))?;
             }
-            self.add(token, name, p);
+            self.add_identity(
+                token,
+                Identity {
+                    name: name.to_owned(),
+                    perms: p,
+                    names,
+                },
+            );
         }
         Ok(())
     }
@@ -272,11 +350,21 @@ mod tests {
         );
         assert_eq!(t.check("cam-token-012345678"), None);
         assert_eq!(t.check(""), None);
+        assert!(cam.may_claim("anything"), "no names= column: any name");
+        std::fs::write(&f, "cam-token-0123456789 cam-1 publish names=cam-*,door\n").unwrap();
+        let mut t = Tokens::default();
+        t.load_file(&f).unwrap();
+        let cam = t.check("cam-token-0123456789").unwrap();
+        assert!(cam.may_claim("cam-7") && cam.may_claim("cam-") && cam.may_claim("door"));
+        assert!(!cam.may_claim("door2") && !cam.may_claim("camB") && !cam.may_claim("x"));
         for bad in [
             "short cam upload\n",
             "long-enough-token-1 cam\n",
             "long-enough-token-1 cam fly\n",
             "a b c d\n",
+            "long-enough-token-1 cam publish cam-*\n",
+            "long-enough-token-1 cam publish names=c*m\n",
+            "long-enough-token-1 cam publish names=a names=b\n",
         ] {
             std::fs::write(&f, bad).unwrap();
             let err = Tokens::default().load_file(&f).unwrap_err().to_string();

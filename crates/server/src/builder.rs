@@ -157,13 +157,14 @@ impl HubBuilder {
             Arc::clone(&events),
         )
         .map_err(|e| ServerError::DataDir(config.data_dir.clone(), e))?;
+        let streams = crate::streams::StreamHub::new(config.max_streams, config.stream_ttl);
         let hub = Arc::new(Hub {
             config,
             storage,
             pipeline,
             gate,
             stats,
-            streams: Default::default(),
+            streams,
             devices: Default::default(),
             clients: Default::default(),
             events,

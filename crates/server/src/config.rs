@@ -39,6 +39,13 @@ pub struct Config {
     pub command_timeout: Duration,
     /// How long shutdown waits for connections to finish before it gives up on them.
     pub shutdown_grace: Duration,
+    /// A connection whose socket takes no write for this long (its outgoing queue full, the peer
+    /// not reading) is closed.
+    pub write_timeout: Duration,
+    /// A stream without a publisher is forgotten after this long without a frame.
+    pub stream_ttl: Duration,
+    /// Most streams at once; a new one past it is refused.
+    pub max_streams: usize,
 }
 
 impl Config {
@@ -61,6 +68,9 @@ impl Config {
             raw_idle_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(3),
             command_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            stream_ttl: Duration::from_secs(300),
+            max_streams: 1_000,
         }
     }
 }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use framewire_proto::{Command, Message, Reply, ReplyStatus};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::auth::Claimant;
 use crate::conn::Out;
 
 /// The outcome of a routed command.
@@ -26,7 +27,7 @@ pub struct CommandOutcome {
 }
 
 struct Device {
-    conn: u64,
+    holder: Claimant,
     out: mpsc::Sender<Out>,
     since_us: i64,
     peer: String,
@@ -57,24 +58,35 @@ pub struct DeviceRegistry {
 }
 
 impl DeviceRegistry {
-    /// Makes connection `conn` (which writes through `out`) device `name`, then calls `announce`
+    /// Makes connection `who` (which writes through `out`) device `name`, then calls `announce`
     /// while still holding the registry: a message it queues on `out` goes out before any command
-    /// routed to the new registration. A newer registration wins: a camera that rebooted
-    /// reconnects before the hub notices its old connection is dead.
+    /// routed to the new registration. A name held by another connection is taken over only by the
+    /// same token (a camera that rebooted reconnects before the hub notices its old connection is
+    /// dead: the newest wins) or an admin token; the old connection then loses the name.
+    ///
+    /// # Errors
+    /// Why the name may not be claimed (it belongs to another connection).
     pub(crate) fn register(
         &self,
         name: &str,
-        conn: u64,
+        who: &Claimant,
         out: mpsc::Sender<Out>,
         since_us: i64,
         peer: String,
         announce: impl FnOnce(),
-    ) {
+    ) -> Result<(), String> {
         let mut devices = self.devices.lock().unwrap();
+        if let Some(old) = devices.get(name) {
+            if !who.may_take_from(&old.holder) {
+                return Err(format!(
+                    "device name {name:?} belongs to another connection; only the same token or an admin token may take it over"
+                ));
+            }
+        }
         let old = devices.insert(
             name.to_owned(),
             Device {
-                conn,
+                holder: who.clone(),
                 out,
                 since_us,
                 peer,
@@ -83,15 +95,19 @@ impl DeviceRegistry {
         announce();
         drop(devices);
         if let Some(old) = old {
-            if old.conn != conn {
+            if old.holder.conn != who.conn {
                 tracing::info!(device = name, "device re-registered from a new connection");
             }
         }
+        Ok(())
     }
 
     /// Forgets every device of connection `conn` and fails its waiting commands.
     pub(crate) fn unregister_conn(&self, conn: u64) {
-        self.devices.lock().unwrap().retain(|_, d| d.conn != conn);
+        self.devices
+            .lock()
+            .unwrap()
+            .retain(|_, d| d.holder.conn != conn);
         let mut waiting = self.waiting.lock().unwrap();
         let gone: Vec<u32> = waiting
             .iter()
@@ -125,7 +141,9 @@ impl DeviceRegistry {
         v
     }
 
-    /// Sends `command args` to device `target` and waits up to `timeout` for its reply.
+    /// Sends `command args` to device `target` and waits up to `timeout` for its reply. The
+    /// caller never waits longer than `timeout`, whatever the device's socket does: a device whose
+    /// outgoing queue stays full is answered `Timeout` too.
     pub async fn call(
         &self,
         target: &str,
@@ -133,12 +151,13 @@ impl DeviceRegistry {
         args: Vec<String>,
         timeout: Duration,
     ) -> CommandOutcome {
+        let deadline = tokio::time::Instant::now() + timeout;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let (tx, rx) = oneshot::channel();
         let (out, conn) = {
             let devices = self.devices.lock().unwrap();
             match devices.get(target) {
-                Some(d) => (d.out.clone(), d.conn),
+                Some(d) => (d.out.clone(), d.holder.conn),
                 None => {
                     return CommandOutcome {
                         status: ReplyStatus::UnknownDevice,
@@ -157,29 +176,43 @@ impl DeviceRegistry {
             command: command.to_owned(),
             args,
         });
-        let sent = match msg.to_bytes() {
-            Ok(b) => out.send(Out::Msg(b)).await.is_ok(),
-            Err(_) => false,
+        let timed_out = || CommandOutcome {
+            status: ReplyStatus::Timeout,
+            body: Bytes::from(format!(
+                "device {target:?} did not answer within {} ms",
+                timeout.as_millis()
+            )),
         };
-        let outcome = if !sent {
-            CommandOutcome {
+        let sent = match msg.to_bytes() {
+            Ok(b) => match out.send_timeout(Out::Msg(b), timeout).await {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(CommandOutcome {
+                    status: ReplyStatus::Timeout,
+                    body: Bytes::from(format!(
+                        "device {target:?} is not reading: its queue stayed full for {} ms",
+                        timeout.as_millis()
+                    )),
+                }),
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(CommandOutcome {
+                    status: ReplyStatus::Failed,
+                    body: Bytes::from_static(b"the device disconnected"),
+                }),
+            },
+            Err(_) => Err(CommandOutcome {
                 status: ReplyStatus::Failed,
                 body: Bytes::from_static(b"the device disconnected"),
-            }
+            }),
+        };
+        let outcome = if let Err(o) = sent {
+            o
         } else {
-            match tokio::time::timeout(timeout, rx).await {
+            match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(o)) => o,
                 Ok(Err(_)) => CommandOutcome {
                     status: ReplyStatus::Failed,
                     body: Bytes::from_static(b"the device disconnected before answering"),
                 },
-                Err(_) => CommandOutcome {
-                    status: ReplyStatus::Timeout,
-                    body: Bytes::from(format!(
-                        "device {target:?} did not answer within {} ms",
-                        timeout.as_millis()
-                    )),
-                },
+                Err(_) => timed_out(),
             }
         };
         self.waiting.lock().unwrap().remove(&id);
@@ -209,11 +242,46 @@ mod tests {
     use super::*;
     use framewire_proto::decode;
 
+    fn claimant(conn: u64, token: &str) -> Claimant {
+        Claimant {
+            conn,
+            token: token.into(),
+            admin: false,
+        }
+    }
+
+    #[test]
+    fn a_name_belongs_to_its_holder() {
+        let reg = DeviceRegistry::default();
+        let (tx, _rx) = mpsc::channel(4);
+        reg.register("cam", &claimant(1, "a"), tx.clone(), 0, "t".into(), || {})
+            .unwrap();
+        assert!(reg
+            .register("cam", &claimant(2, "b"), tx.clone(), 0, "t".into(), || {})
+            .is_err());
+        // The same token reconnecting takes it back; so does an admin.
+        reg.register("cam", &claimant(3, "a"), tx.clone(), 0, "t".into(), || {})
+            .unwrap();
+        let admin = Claimant {
+            admin: true,
+            ..claimant(4, "ops")
+        };
+        reg.register("cam", &admin, tx.clone(), 0, "t".into(), || {})
+            .unwrap();
+        // Without tokens, the first holder keeps it.
+        reg.register("open", &claimant(5, ""), tx.clone(), 0, "t".into(), || {})
+            .unwrap();
+        assert!(reg
+            .register("open", &claimant(6, ""), tx, 0, "t".into(), || {})
+            .is_err());
+    }
+
     #[tokio::test]
     async fn routes_command_and_reply() {
         let reg = std::sync::Arc::new(DeviceRegistry::default());
         let (tx, mut rx) = mpsc::channel(4);
-        reg.register("cam", 7, tx, 0, "t".into(), || {});
+        reg.register("cam", &claimant(7, "a"), tx, 0, "t".into(), || {})
+            .unwrap();
         let r2 = std::sync::Arc::clone(&reg);
         let device = tokio::spawn(async move {
             let Out::Msg(b) = rx.recv().await.unwrap() else {
@@ -273,7 +341,8 @@ mod tests {
             ReplyStatus::UnknownDevice
         );
         let (tx, _rx) = mpsc::channel(4);
-        reg.register("mute", 1, tx, 0, "t".into(), || {});
+        reg.register("mute", &claimant(1, ""), tx, 0, "t".into(), || {})
+            .unwrap();
         let o = reg
             .call("mute", "x", vec![], Duration::from_millis(50))
             .await;

@@ -6,8 +6,11 @@
 //! falling behind, and never slows the publisher or anyone else.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::auth::Claimant;
 
 use framewire_proto::Frame;
 use hdrhistogram::Histogram;
@@ -85,6 +88,10 @@ pub struct Stream {
     /// Capture → sent to a subscriber, whole life.
     pub hist_to_subscriber: LatencyHistogram,
     windows: Mutex<Windows>,
+    /// The connection publishing it, if any: the stream's name belongs to it.
+    holder: Mutex<Option<Claimant>>,
+    /// Last sign of life (created, a frame, its publisher leaving), µs: the TTL counts from it.
+    last_active_us: AtomicI64,
 }
 
 struct Windows {
@@ -177,7 +184,60 @@ impl Stream {
                 to_hub: VecDeque::new(),
                 to_subscriber: VecDeque::new(),
             }),
+            holder: Mutex::new(None),
+            last_active_us: AtomicI64::new(0),
         }
+    }
+
+    /// Makes `who` the stream's publisher, unless another connection holds it and `who` may not
+    /// take it over (see [`Claimant`]).
+    ///
+    /// # Errors
+    /// Why the name may not be claimed.
+    pub(crate) fn claim(&self, who: &Claimant) -> Result<(), String> {
+        let mut holder = self.holder.lock().unwrap();
+        if let Some(h) = holder.as_ref() {
+            if !who.may_take_from(h) {
+                return Err(format!(
+                    "stream {:?} belongs to another connection; only the same token or an admin token may take it over",
+                    self.name
+                ));
+            }
+        }
+        *holder = Some(who.clone());
+        Ok(())
+    }
+
+    /// Whether connection `conn` holds the stream's name.
+    pub(crate) fn held_by(&self, conn: u64) -> bool {
+        self.holder
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|h| h.conn == conn)
+    }
+
+    /// Whether a connection holds the stream's name (then UDP may not publish to it).
+    pub(crate) fn is_held(&self) -> bool {
+        self.holder.lock().unwrap().is_some()
+    }
+
+    /// Connection `conn` stops publishing: the name is free again (if it still held it), and the
+    /// TTL starts counting.
+    pub(crate) fn release(&self, conn: u64, now_us: i64) {
+        let mut holder = self.holder.lock().unwrap();
+        if holder.as_ref().is_some_and(|h| h.conn == conn) {
+            *holder = None;
+        }
+        self.last_active_us.fetch_max(now_us, Relaxed);
+    }
+
+    /// Whether the stream may be forgotten at `now_us`: nobody publishes it and it had no sign of
+    /// life for `ttl_us`. Subscribers alone do not keep it.
+    fn expired(&self, now_us: i64, ttl_us: i64) -> bool {
+        self.publishers.load(Relaxed) == 0
+            && !self.is_held()
+            && now_us.saturating_sub(self.last_active_us.load(Relaxed)) > ttl_us
     }
 
     /// The stream's name.
@@ -193,6 +253,7 @@ impl Stream {
             self.dropped_late.fetch_add(1, Relaxed);
             return false;
         }
+        self.last_active_us.fetch_max(now_us, Relaxed);
         self.frames_in.fetch_add(1, Relaxed);
         self.bytes_in.fetch_add(frame.payload.len() as u64, Relaxed);
         self.hist_to_hub.record(age);
@@ -262,37 +323,99 @@ impl Stream {
     }
 }
 
-/// Every stream the hub knows, by name. Streams are created on first publish or subscribe and
-/// live as long as the hub (they are few, and a subscriber may wait for a publisher to come back).
-#[derive(Default)]
+/// Every stream the hub knows, by name. Streams are created on first publish or subscribe, at
+/// most `max_streams` of them; one without a publisher is forgotten once it had no frame for the
+/// TTL (a subscriber of a forgotten stream gets nothing more: it subscribes again). Whatever
+/// lists them (`/api/streams`, `/metrics`, the dashboard) is bounded by the cap.
 pub struct StreamHub {
     streams: Mutex<HashMap<String, Arc<Stream>>>,
+    max_streams: usize,
+    ttl_us: i64,
 }
 
+impl Default for StreamHub {
+    fn default() -> Self {
+        StreamHub::new(1_000, Duration::from_secs(300))
+    }
+}
+
+/// A new stream refused: the hub has its most streams.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the hub has {0} streams, the most it may have")]
+pub struct StreamsFull(pub usize);
+
 impl StreamHub {
-    /// The stream called `name`, created if new.
-    pub fn get_or_create(&self, name: &str) -> Arc<Stream> {
+    /// At most `max_streams` streams; one without a publisher is forgotten after `ttl`.
+    pub fn new(max_streams: usize, ttl: Duration) -> Self {
+        StreamHub {
+            streams: Mutex::new(HashMap::new()),
+            max_streams,
+            ttl_us: ttl.as_micros().min(i64::MAX as u128) as i64,
+        }
+    }
+
+    /// The stream called `name`, created if new (at hub time `now_us`).
+    ///
+    /// # Errors
+    /// [`StreamsFull`] when it is new and the hub has its most streams (after forgetting the
+    /// expired ones).
+    pub fn get_or_create(&self, name: &str, now_us: i64) -> Result<Arc<Stream>, StreamsFull> {
         let mut s = self.streams.lock().unwrap();
-        Arc::clone(
-            s.entry(name.to_owned())
-                .or_insert_with(|| Arc::new(Stream::new(name))),
-        )
+        if let Some(st) = s.get(name) {
+            return Ok(Arc::clone(st));
+        }
+        if s.len() >= self.max_streams {
+            s.retain(|_, st| !st.expired(now_us, self.ttl_us));
+            if s.len() >= self.max_streams {
+                return Err(StreamsFull(self.max_streams));
+            }
+        }
+        let st = Arc::new(Stream::new(name));
+        st.last_active_us.store(now_us, Relaxed);
+        s.insert(name.to_owned(), Arc::clone(&st));
+        Ok(st)
     }
 
-    /// The stream called `name`, if it exists.
+    /// The stream called `name`, if it exists (and has not expired).
     pub fn get(&self, name: &str) -> Option<Arc<Stream>> {
-        self.streams.lock().unwrap().get(name).cloned()
+        let now = crate::conn::now_us();
+        let mut s = self.streams.lock().unwrap();
+        if s.get(name)?.expired(now, self.ttl_us) {
+            s.remove(name);
+            return None;
+        }
+        s.get(name).cloned()
     }
 
-    /// Every stream, by name.
+    /// Forgets the streams expired at `now_us`.
+    pub fn sweep(&self, now_us: i64) {
+        self.streams
+            .lock()
+            .unwrap()
+            .retain(|_, st| !st.expired(now_us, self.ttl_us));
+    }
+
+    /// How many streams the hub holds now.
+    pub fn len(&self) -> usize {
+        self.streams.lock().unwrap().len()
+    }
+
+    /// Whether the hub holds no stream.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every stream (not expired), by name.
     pub fn all(&self) -> Vec<Arc<Stream>> {
+        self.sweep(crate::conn::now_us());
         let mut v: Vec<_> = self.streams.lock().unwrap().values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
-    /// Figures of every stream, by name.
+    /// Figures of every stream (not expired), by name.
     pub fn snapshots(&self, now_us: i64) -> Vec<StreamSnapshot> {
+        self.sweep(now_us);
         let streams: Vec<_> = self.streams.lock().unwrap().values().cloned().collect();
         let mut out: Vec<_> = streams.iter().map(|s| s.snapshot(now_us)).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -315,6 +438,42 @@ mod tests {
             height: 2,
             payload: Bytes::from_static(b"x"),
         }
+    }
+
+    #[test]
+    fn streams_are_capped_and_expire() {
+        let hub = StreamHub::new(2, Duration::from_secs(10));
+        let a = hub.get_or_create("a", 0).unwrap();
+        hub.get_or_create("b", 0).unwrap();
+        assert_eq!(
+            hub.get_or_create("c", 1_000_000).err(),
+            Some(StreamsFull(2))
+        );
+        assert!(
+            hub.get_or_create("a", 1_000_000).is_ok(),
+            "existing ones still"
+        );
+        // A held stream never expires; a free one after the TTL since its last frame.
+        a.claim(&Claimant {
+            conn: 1,
+            token: String::new(),
+            admin: false,
+        })
+        .unwrap();
+        hub.get_or_create("b", 0)
+            .unwrap()
+            .publish(frame(1, 0), 5_000_000, 0);
+        assert_eq!(
+            hub.get_or_create("c", 14_000_000).err(),
+            Some(StreamsFull(2))
+        );
+        assert!(hub.get_or_create("c", 16_000_000).is_ok(), "b expired");
+        a.release(1, 16_000_000);
+        hub.get_or_create("c", 0)
+            .unwrap()
+            .publish(frame(1, 0), 20_000_000, 0);
+        hub.sweep(26_000_001);
+        assert_eq!(hub.len(), 1, "a expired 10 s after its publisher left");
     }
 
     #[test]

@@ -104,6 +104,16 @@ pub struct Limits {
     /// How long a device has to answer a command, in seconds [default: 10].
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     command_timeout: Option<f64>,
+    /// Seconds a connection may leave its outgoing queue full (the peer not reading) before it
+    /// is closed [default: 30].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    write_timeout: Option<f64>,
+    /// Seconds a stream without a publisher is kept after its last frame [default: 300].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    stream_ttl: Option<f64>,
+    /// Most streams at once; a new one past it is refused [default: 1000].
+    #[arg(long, value_name = "N")]
+    max_streams: Option<usize>,
 }
 
 impl Limits {
@@ -144,6 +154,15 @@ impl Limits {
         }
         if let Some(t) = self.command_timeout {
             c.command_timeout = secs(t);
+        }
+        if let Some(t) = self.write_timeout {
+            c.write_timeout = secs(t);
+        }
+        if let Some(t) = self.stream_ttl {
+            c.stream_ttl = secs(t);
+        }
+        if let Some(n) = self.max_streams {
+            c.max_streams = n.max(1);
         }
         Ok(())
     }

@@ -10,7 +10,9 @@
 //! | command | Command |
 //!
 //! A refused request that has an id is answered for that id (`Rejected` for an Offer, `Error`
-//! otherwise) and the connection stays open; a refused live role closes the connection.
+//! otherwise) and the connection stays open; a refused live role closes the connection. So does a
+//! device or stream name that belongs to another connection, or that the token may not claim
+//! (`Error{Forbidden}`).
 
 use framewire_proto::{ErrorCode, ErrorMsg, Message, Pong, Text};
 
@@ -87,14 +89,14 @@ impl Session {
             Message::Get(g) => self.get(g).await,
             Message::List(l) => self.list(l).await,
             Message::Command(c) => self.command(c),
-            Message::RegisterDevice(d) => self.register_device(d).await,
+            Message::RegisterDevice(d) => self.register_device(d).await?,
             Message::Reply(r) => {
                 if !self.hub.devices.reply(self.conn_id, r) {
                     tracing::debug!(from = %self.sender, "late or unexpected reply ignored");
                 }
             }
-            Message::Publish(p) => self.publish(p),
-            Message::Frame(f) => self.frame(f).await,
+            Message::Publish(p) => self.publish(p)?,
+            Message::Frame(f) => self.frame(f).await?,
             Message::Subscribe(s) => self.subscribe(s).await?,
             Message::Unsubscribe(u) => {
                 if let Some(sub) = self.subscriptions.remove(&u.stream) {

@@ -125,13 +125,37 @@ impl Session {
         while self.tasks.try_join_next().is_some() {}
     }
 
-    pub(super) fn publish(&mut self, p: framewire_proto::Publish) {
+    /// Refuses a name this connection's token may not claim (the tokens file's `names=`).
+    fn may_claim(&self, what: &str, name: &str) -> Result<(), super::Fatal> {
+        if self.who.may_claim(name) {
+            return Ok(());
+        }
+        Err(super::Fatal::new(
+            framewire_proto::ErrorCode::Forbidden,
+            format!("this token may not claim the {what} name {name:?}"),
+        ))
+    }
+
+    /// Makes this connection the publisher of `p.stream`.
+    ///
+    /// # Errors
+    /// `Forbidden` (fatal) when the name belongs to another connection or the token may not claim
+    /// it; `Busy` (fatal) when the hub has its most streams.
+    pub(super) fn publish(&mut self, p: framewire_proto::Publish) -> Result<(), super::Fatal> {
         let max_latency_us = p.max_latency_ms as i64 * 1000;
         if let Some(existing) = self.publishing.get_mut(&p.stream) {
             existing.max_latency_us = max_latency_us;
-            return;
+            return Ok(());
         }
-        let stream = self.hub.streams.get_or_create(&p.stream);
+        self.may_claim("stream", &p.stream)?;
+        let stream = self
+            .hub
+            .streams
+            .get_or_create(&p.stream, now_us())
+            .map_err(|e| super::Fatal::new(framewire_proto::ErrorCode::Busy, e.to_string()))?;
+        stream
+            .claim(&self.claimant)
+            .map_err(|why| super::Fatal::new(framewire_proto::ErrorCode::Forbidden, why))?;
         stream.publishers.fetch_add(1, Ordering::Relaxed);
         self.client.add_role(role::PUBLISHER);
         self.hub
@@ -146,19 +170,29 @@ impl Session {
                 last_seq: None,
             },
         );
+        Ok(())
     }
 
-    pub(super) async fn frame(&mut self, f: framewire_proto::Frame) {
+    /// # Errors
+    /// As [`Session::publish`] for a stream not announced; `Forbidden` (fatal) when another
+    /// connection (same token, or admin) took the stream over.
+    pub(super) async fn frame(&mut self, f: framewire_proto::Frame) -> Result<(), super::Fatal> {
         if !self.publishing.contains_key(&f.stream) {
             self.publish(framewire_proto::Publish {
                 stream: f.stream.clone(),
                 max_latency_ms: 0,
-            });
+            })?;
         }
         let p = self
             .publishing
             .get_mut(&f.stream)
             .expect("registered above");
+        if !p.stream.held_by(self.conn_id) {
+            return Err(super::Fatal::new(
+                framewire_proto::ErrorCode::Forbidden,
+                format!("stream {:?} was taken over by a newer connection", f.stream),
+            ));
+        }
         if let Some(prev) = p.last_seq {
             if f.seq > prev.saturating_add(1) {
                 p.stream
@@ -175,17 +209,19 @@ impl Session {
             seq,
         }))
         .await;
+        Ok(())
     }
 
     /// Makes this connection device `d.name`, then (version 2) says so with `Registered`.
-    pub(super) async fn register_device(&self, d: framewire_proto::RegisterDevice) {
-        tracing::info!(device = %shown(&d.name), from = %self.sender, "device registered");
-        self.client.add_role(role::DEVICE);
-        self.hub.events.emit(
-            "device",
-            &self.sender,
-            format!("registered as device {}", d.name),
-        );
+    ///
+    /// # Errors
+    /// `Forbidden` (fatal) when the name belongs to another connection or the token may not claim
+    /// it.
+    pub(super) async fn register_device(
+        &self,
+        d: framewire_proto::RegisterDevice,
+    ) -> Result<(), super::Fatal> {
+        self.may_claim("device", &d.name)?;
         // A slot in the writer's queue, taken before registering and filled under the registry's
         // lock: `Registered` goes out after the registration took effect, and before any command
         // routed to it.
@@ -201,25 +237,37 @@ impl Session {
         } else {
             None
         };
-        self.hub.devices.register(
-            &d.name,
-            self.conn_id,
-            self.out.clone(),
-            now_us(),
-            self.sender.clone(),
-            || {
-                if let Some((slot, b)) = announce {
-                    slot.send(Out::Msg(b));
-                }
-            },
+        self.hub
+            .devices
+            .register(
+                &d.name,
+                &self.claimant,
+                self.out.clone(),
+                now_us(),
+                self.sender.clone(),
+                || {
+                    if let Some((slot, b)) = announce {
+                        slot.send(Out::Msg(b));
+                    }
+                },
+            )
+            .map_err(|why| super::Fatal::new(framewire_proto::ErrorCode::Forbidden, why))?;
+        tracing::info!(device = %shown(&d.name), from = %self.sender, "device registered");
+        self.client.add_role(role::DEVICE);
+        self.hub.events.emit(
+            "device",
+            &self.sender,
+            format!("registered as device {}", d.name),
         );
+        Ok(())
     }
 
     /// Subscribes to `s.stream` (replacing an earlier subscription to it), after telling the
     /// client (version 2) the window granted with `Subscribed`, so that it precedes the frames.
     ///
     /// # Errors
-    /// `Busy` (fatal) when the stream has as many subscribers as it may have.
+    /// `Busy` (fatal) when the stream has as many subscribers as it may have, or is new and the
+    /// hub has its most streams.
     pub(super) async fn subscribe(
         &mut self,
         s: framewire_proto::Subscribe,
@@ -227,7 +275,11 @@ impl Session {
         if let Some(old) = self.subscriptions.remove(&s.stream) {
             old.end();
         }
-        let stream = self.hub.streams.get_or_create(&s.stream);
+        let stream = self
+            .hub
+            .streams
+            .get_or_create(&s.stream, now_us())
+            .map_err(|e| super::Fatal::new(framewire_proto::ErrorCode::Busy, e.to_string()))?;
         let limit = self.hub.config.max_subscribers_per_stream;
         if stream.subscribers.load(Ordering::Relaxed) as usize >= limit {
             return Err(super::Fatal::new(

@@ -4,6 +4,8 @@
 //! Memory per connection is bounded: one message in the read buffer (at most `max_payload`),
 //! [`OUT_QUEUE`] queued outgoing messages, the small files awaiting commit (64 MiB), one staged
 //! batch in flight, and one commit outcome per outstanding offer (at most `max_inflight`).
+//! A peer that stops reading cannot hold any of it: the writer gives up after `write_timeout`
+//! without progress, every sender then fails at once, and the session closes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +23,7 @@ use super::live::{Publishing, Subscription};
 use super::upload::Uploads;
 use super::writer::{write_loop, Out};
 use super::{now_us, Fatal};
-use crate::auth::{Identity, Perms};
+use crate::auth::{Claimant, Identity, Perms};
 use crate::clients::ClientEntry;
 use crate::gate::Activity;
 use crate::store::Refusal;
@@ -38,6 +40,10 @@ pub(super) struct Session {
     pub(super) sender: String,
     /// What this connection's token allows.
     pub(super) perms: Perms,
+    /// Its token (the names it may claim).
+    pub(super) who: Identity,
+    /// This connection as the holder of device and stream names.
+    pub(super) claimant: Claimant,
     /// The protocol version negotiated in the handshake.
     pub(super) version: u16,
     pub(super) activity: Arc<Activity>,
@@ -86,9 +92,20 @@ impl Session {
         let client = hub.clients.add(conn_id, name, peer.to_string(), now_us());
         let (out, out_rx) = mpsc::channel(OUT_QUEUE);
         let activity = Arc::new(Activity::default());
+        let tokens = hub.config.tokens.enabled();
+        let claimant = Claimant {
+            conn: conn_id,
+            token: if tokens {
+                who.name.clone()
+            } else {
+                String::new()
+            },
+            admin: tokens && who.perms.allows(Perms::ADMIN),
+        };
         let writer = tokio::spawn(write_loop(
             wr,
             out_rx,
+            hub.config.write_timeout,
             Arc::clone(&hub),
             Arc::clone(&client),
             Arc::clone(&activity),
@@ -98,6 +115,8 @@ impl Session {
             out,
             sender,
             perms: who.perms,
+            who,
+            claimant,
             version,
             activity,
             client,
@@ -178,6 +197,12 @@ impl Session {
                     draining = true;
                     self.end_live_roles();
                 }
+                // The writer gave up: the peer did not read for the write timeout.
+                _ = self.out.closed() => {
+                    let secs = self.hub.config.write_timeout.as_secs_f64();
+                    tracing::info!(from = %self.sender, "closing: the peer did not read for {secs} s");
+                    return End::Eof;
+                }
                 _ = self.activity.idle(idle) => {
                     let secs = idle.as_secs();
                     return End::Fatal(Fatal::new(ErrorCode::Timeout, format!("idle for {secs} s; closing")));
@@ -206,6 +231,7 @@ impl Session {
         }
         for (_, p) in self.publishing.drain() {
             p.stream.publishers.fetch_sub(1, Ordering::Relaxed);
+            p.stream.release(self.conn_id, now_us());
         }
         self.hub.devices.unregister_conn(self.conn_id);
     }

@@ -4,11 +4,13 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use framewire_proto::{ErrorMsg, Message};
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
+use tokio::time::timeout;
 
 use super::Fatal;
 use crate::clients::ClientEntry;
@@ -45,31 +47,34 @@ async fn write_out<W: AsyncWrite + Unpin>(w: &mut BufWriter<W>, o: &Out) -> std:
     }
 }
 
-/// Writes queued messages until the queue closes.
+/// Writes queued messages until the queue closes, or until the socket takes no write for
+/// `write_timeout` (a peer that stopped reading): then it returns, dropping the queue, so every
+/// sender fails at once and the session closes instead of waiting on a full queue forever.
 pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     wr: W,
     mut rx: mpsc::Receiver<Out>,
+    write_timeout: Duration,
     hub: Arc<Hub>,
     client: Arc<ClientEntry>,
     activity: Arc<Activity>,
 ) {
     let mut w = BufWriter::with_capacity(256 * 1024, wr);
     while let Some(o) = rx.recv().await {
-        let Ok(mut n) = write_out(&mut w, &o).await else {
+        let Ok(Ok(mut n)) = timeout(write_timeout, write_out(&mut w, &o)).await else {
             return;
         };
         while let Ok(o) = rx.try_recv() {
-            match write_out(&mut w, &o).await {
-                Ok(k) => n += k,
-                Err(_) => return,
+            match timeout(write_timeout, write_out(&mut w, &o)).await {
+                Ok(Ok(k)) => n += k,
+                _ => return,
             }
         }
-        if w.flush().await.is_err() {
+        if !matches!(timeout(write_timeout, w.flush()).await, Ok(Ok(()))) {
             return;
         }
         hub.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         client.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         activity.touch();
     }
-    let _ = w.shutdown().await;
+    let _ = timeout(write_timeout, w.shutdown()).await;
 }

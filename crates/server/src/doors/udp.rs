@@ -4,7 +4,8 @@
 //!
 //! UDP cannot present a token: on a hub with tokens the door acts as the identity it was bound to
 //! (`--udp-as NAME`, whose permissions apply: a frame needs `publish`), only for the addresses
-//! allowed (`--udp-allow CIDR`).
+//! allowed (`--udp-allow CIDR`). A stream a connection publishes belongs to that connection: a
+//! UDP frame for it is refused, and so is one for a new stream when the hub has its most streams.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -79,10 +80,25 @@ fn handle_datagram(data: &[u8], peer: SocketAddr, access: &DoorAccess, hub: &Hub
             udp.refused.fetch_add(1, Relaxed);
             tracing::debug!(%peer, "UDP frame refused: the door's identity may not publish");
         }
-        Message::Frame(f) => {
-            udp.accepted.fetch_add(1, Relaxed);
-            hub.streams.get_or_create(&f.stream).publish(f, now_us(), 0);
+        Message::Frame(f) if !access.identity.may_claim(&f.stream) => {
+            udp.refused.fetch_add(1, Relaxed);
+            tracing::debug!(%peer, "UDP frame refused: the door's identity may not claim the stream");
         }
+        Message::Frame(f) => match hub.streams.get_or_create(&f.stream, now_us()) {
+            // A stream a connection publishes belongs to it: UDP does not overwrite it.
+            Ok(stream) if !stream.is_held() => {
+                udp.accepted.fetch_add(1, Relaxed);
+                stream.publish(f, now_us(), 0);
+            }
+            Ok(_) => {
+                udp.refused.fetch_add(1, Relaxed);
+                tracing::debug!(%peer, "UDP frame refused: a connection publishes that stream");
+            }
+            Err(e) => {
+                udp.refused.fetch_add(1, Relaxed);
+                tracing::debug!(%peer, reason = %e, "UDP frame refused");
+            }
+        },
         other => {
             udp.ignored.fetch_add(1, Relaxed);
             tracing::debug!(%peer, kind = other.name(), "UDP carries only Text and Frame; ignored");

@@ -45,6 +45,7 @@ impl DoorPolicy {
             (Some(name), false) => Identity {
                 name: name.clone(),
                 perms: Perms::ALL,
+                names: None,
             },
             (Some(name), true) => tokens.by_name(name).ok_or_else(|| {
                 ServerError::Door(format!(
