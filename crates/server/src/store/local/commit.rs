@@ -6,14 +6,21 @@
 //! the next one queues up (in the pipeline's committer), so the number of syncs per file falls as
 //! the load rises.
 
-use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
+//!
+//! Every path is resolved from the held `files/` and `spool/` handles without following a symbolic
+//! link ([`Beneath`]): a folder swapped for a link between an offer and its commit refuses the
+//! commit instead of writing outside the data folder.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use framewire_proto::{ErrorCode, StoredStatus};
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
+use super::beneath::{self, file_type, is_link, link_refusal, Beneath};
 use super::index::FileRecord;
 use super::spool::SpoolFile;
 use crate::store::{classify_io, CommitData, CommitItem, Committed, Refusal};
@@ -23,8 +30,13 @@ struct OnDisk {
     slot: usize,
     item: CommitItem,
     file: File,
-    spool_path: PathBuf,
+    /// Its name in `spool/`.
+    spool_name: String,
 }
+
+/// Folders below `files/` (by relative path, `""` for `files/` itself) whose entries changed,
+/// held open so that they can be synced.
+type ChangedDirs = BTreeMap<String, OwnedFd>;
 
 fn now_us() -> i64 {
     SystemTime::now()
@@ -41,24 +53,30 @@ pub(crate) fn mtime_ns(meta: &fs::Metadata) -> i64 {
         .unwrap_or(0)
 }
 
+/// [`mtime_ns`] from a `stat` (whose field types differ between platforms).
+#[allow(clippy::unnecessary_cast)]
+fn stat_mtime_ns(st: &rustix::fs::Stat) -> i64 {
+    (st.st_mtime as i64) * 1_000_000_000 + st.st_mtime_nsec as i64
+}
+
 type Answer = Result<Committed, Refusal>;
 
 /// Commits `batch`: its answers in order, and the index records of what was stored.
 pub(super) fn commit_batch(
     batch: Vec<CommitItem>,
-    files_dir: &Path,
-    spool_dir: &Path,
+    files: &Beneath,
+    spool: &Beneath,
 ) -> (Vec<Answer>, Vec<FileRecord>) {
     let mut answers: Vec<Option<Answer>> = (0..batch.len()).map(|_| None).collect();
     // 0. Small files held in memory are written out now, inside the batch.
     let mut on_disk = Vec::with_capacity(batch.len());
     for (slot, item) in batch.into_iter().enumerate() {
-        match materialize(slot, item, spool_dir) {
+        match materialize(slot, item, spool) {
             Ok(d) => on_disk.push(d),
             Err(r) => answers[slot] = Some(Err(r)),
         }
     }
-    let records = durable(on_disk, files_dir, &mut answers);
+    let records = durable(on_disk, files, spool, &mut answers);
     let answers = answers
         .into_iter()
         .map(|a| a.unwrap_or_else(|| Err(Refusal::internal("commit gave no answer"))))
@@ -68,7 +86,8 @@ pub(super) fn commit_batch(
 
 fn durable(
     on_disk: Vec<OnDisk>,
-    files_dir: &Path,
+    files: &Beneath,
+    spool: &Beneath,
     answers: &mut [Option<Answer>],
 ) -> Vec<FileRecord> {
     if on_disk.is_empty() {
@@ -83,7 +102,7 @@ fn durable(
     if let Err(e) = synced {
         let r = classify_io(&e);
         for d in on_disk {
-            let _ = fs::remove_file(&d.spool_path);
+            let _ = spool.remove(&d.spool_name);
             answers[d.slot] = Some(Err(r.clone()));
         }
         return Vec::new();
@@ -91,20 +110,19 @@ fn durable(
 
     // 2. Rename into place, refusing anything that would silently replace a different file.
     let mut renamed = Vec::with_capacity(on_disk.len());
-    let mut dirs = BTreeSet::new();
+    let mut dirs = ChangedDirs::new();
     for d in on_disk {
-        let target = files_dir.join(d.item.path.as_str());
-        match place(&d, &target, files_dir, &mut dirs) {
-            Ok(Placed::Renamed(c)) => renamed.push((d, target, c)),
+        match place(&d, files, spool, &mut dirs) {
+            Ok(Placed::Renamed(c)) => renamed.push((d, c)),
             Ok(Placed::Unchanged) => {
-                let _ = fs::remove_file(&d.spool_path);
+                let _ = spool.remove(&d.spool_name);
                 answers[d.slot] = Some(Ok(Committed {
                     status: StoredStatus::Unchanged,
                     replaced_size: 0,
                 }));
             }
             Err(refusal) => {
-                let _ = fs::remove_file(&d.spool_path);
+                let _ = spool.remove(&d.spool_name);
                 answers[d.slot] = Some(Err(refusal));
             }
         }
@@ -115,7 +133,7 @@ fn durable(
 
     // 3. The renames (and new folders) durable.
     let synced = if renamed.len() == 1 {
-        dirs.iter().try_for_each(|d| sync_dir(d))
+        dirs.values().try_for_each(|d| Ok(rustix::fs::fsync(d)?))
     } else {
         sync_filesystem(&renamed[0].0.file)
     };
@@ -123,8 +141,11 @@ fn durable(
         // Whether the renames survive a crash is unknown: say so rather than claim durability.
         tracing::error!(error = %e, "sync after rename failed");
         let refusal = classify_io(&e);
-        for (d, target, _) in renamed {
-            let _ = fs::remove_file(&target);
+        for (d, _) in renamed {
+            let (parent, name) = beneath::split(d.item.path.as_str());
+            if let Some(dir) = dirs.get(parent) {
+                let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+            }
             answers[d.slot] = Some(Err(refusal.clone()));
         }
         return Vec::new();
@@ -134,7 +155,13 @@ fn durable(
     let stored_us = now_us();
     renamed
         .into_iter()
-        .map(|(d, target, committed)| {
+        .map(|(d, committed)| {
+            let (parent, name) = beneath::split(d.item.path.as_str());
+            let mtime = dirs
+                .get(parent)
+                .and_then(|dir| rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok())
+                .map(|st| stat_mtime_ns(&st))
+                .unwrap_or(0);
             answers[d.slot] = Some(Ok(committed));
             FileRecord {
                 path: d.item.path.as_str().to_owned(),
@@ -142,14 +169,14 @@ fn durable(
                 hash: d.item.hash,
                 sender: d.item.sender.clone(),
                 stored_us,
-                mtime_ns: fs::metadata(&target).map(|m| mtime_ns(&m)).unwrap_or(0),
+                mtime_ns: mtime,
             }
         })
         .collect()
 }
 
 /// Gets an item's bytes into a spool file (writing them out if they are in memory).
-fn materialize(slot: usize, mut item: CommitItem, spool_dir: &Path) -> Result<OnDisk, Refusal> {
+fn materialize(slot: usize, mut item: CommitItem, spool: &Beneath) -> Result<OnDisk, Refusal> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     match std::mem::replace(&mut item.data, CommitData::Memory(Vec::new())) {
         CommitData::Staged(staged) => {
@@ -158,21 +185,24 @@ fn materialize(slot: usize, mut item: CommitItem, spool_dir: &Path) -> Result<On
                 .downcast::<SpoolFile>()
                 .map_err(|_| Refusal::internal("staged elsewhere than the local spool"))?;
             let SpoolFile { file, path, .. } = *spool;
+            let spool_name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| Refusal::internal("a spool file without a name"))?
+                .to_owned();
             Ok(OnDisk {
                 slot,
                 item,
                 file,
-                spool_path: path,
+                spool_name,
             })
         }
         CommitData::Memory(chunks) => {
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let spool_path = spool_dir.join(format!("mem-{}-{n}.tmp", std::process::id()));
+            let spool_name = format!("mem-{}-{n}.tmp", std::process::id());
             let written = (|| {
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&spool_path)?;
+                let mut f =
+                    spool.open_file(&spool_name, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL)?;
                 for c in &chunks {
                     f.write_all(c)?;
                 }
@@ -183,10 +213,10 @@ fn materialize(slot: usize, mut item: CommitItem, spool_dir: &Path) -> Result<On
                     slot,
                     item,
                     file,
-                    spool_path,
+                    spool_name,
                 }),
                 Err(e) => {
-                    let _ = fs::remove_file(&spool_path);
+                    let _ = spool.remove(&spool_name);
                     Err(classify_io(&e))
                 }
             }
@@ -201,45 +231,24 @@ enum Placed {
 
 fn place(
     d: &OnDisk,
-    target: &Path,
-    files_dir: &Path,
-    dirs: &mut BTreeSet<PathBuf>,
+    files: &Beneath,
+    spool: &Beneath,
+    dirs: &mut ChangedDirs,
 ) -> Result<Placed, Refusal> {
     let item = &d.item;
-    let committed = match fs::symlink_metadata(target) {
-        Ok(m) if m.is_dir() => {
-            return Err(Refusal::new(
-                ErrorCode::Exists,
-                format!("{} is a folder on the hub", item.path),
-            ))
-        }
-        Ok(m) => {
-            if m.len() == item.size && hash_of(target)? == item.hash {
-                return Ok(Placed::Unchanged);
-            }
-            if !item.overwrite {
-                return Err(Refusal::new(
-                    ErrorCode::Exists,
-                    format!(
-                        "a different file ({} bytes) is already stored at {}; send with --overwrite to replace it",
-                        m.len(),
-                        item.path
-                    ),
-                ));
-            }
-            Committed {
-                status: StoredStatus::Replaced,
-                replaced_size: m.len(),
-            }
-        }
-        Err(_) => Committed {
-            status: StoredStatus::New,
-            replaced_size: 0,
-        },
-    };
-    let parent = target.parent().unwrap_or(files_dir);
-    create_dirs(parent, files_dir, dirs).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotADirectory || e.kind() == io::ErrorKind::AlreadyExists {
+    let (parent_rel, name) = beneath::split(item.path.as_str());
+    // The folder is resolved once, without following links; the checks and the rename below are
+    // relative to that handle, so nothing swapped in meanwhile can lead them outside.
+    let parent = match files.dir(parent_rel) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => create_dirs(files, parent_rel, dirs),
+        found => found,
+    }
+    .map_err(|e| {
+        if is_link(&e) {
+            link_refusal(format_args!("a folder on the way to {}", item.path))
+        } else if e.kind() == io::ErrorKind::NotADirectory
+            || e.kind() == io::ErrorKind::AlreadyExists
+        {
             Refusal::new(
                 ErrorCode::Exists,
                 format!(
@@ -251,41 +260,107 @@ fn place(
             classify_io(&e)
         }
     })?;
-    fs::rename(&d.spool_path, target).map_err(|e| classify_io(&e))?;
-    dirs.insert(parent.to_path_buf());
+    let committed = match rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => match file_type(&st) {
+            FileType::Directory => {
+                return Err(Refusal::new(
+                    ErrorCode::Exists,
+                    format!("{} is a folder on the hub", item.path),
+                ))
+            }
+            FileType::Symlink => return Err(link_refusal(&item.path)),
+            FileType::RegularFile => {
+                let len = st.st_size as u64;
+                if len == item.size && hash_of(&parent, name)? == item.hash {
+                    return Ok(Placed::Unchanged);
+                }
+                if !item.overwrite {
+                    return Err(Refusal::new(
+                        ErrorCode::Exists,
+                        format!(
+                            "a different file ({len} bytes) is already stored at {}; send with --overwrite to replace it",
+                            item.path
+                        ),
+                    ));
+                }
+                Committed {
+                    status: StoredStatus::Replaced,
+                    replaced_size: len,
+                }
+            }
+            _ => {
+                return Err(Refusal::new(
+                    ErrorCode::Exists,
+                    format!("{} is not a regular file on the hub", item.path),
+                ))
+            }
+        },
+        Err(_) => Committed {
+            status: StoredStatus::New,
+            replaced_size: 0,
+        },
+    };
+    rustix::fs::renameat(spool.fd(), d.spool_name.as_str(), &parent, name)
+        .map_err(|e| classify_io(&e.into()))?;
+    dirs.entry(parent_rel.to_owned()).or_insert(parent);
     Ok(Placed::Renamed(committed))
 }
 
-/// Creates `dir` and its missing parents below `root`, remembering every folder whose entries
-/// changed (so they can be synced).
-fn create_dirs(dir: &Path, root: &Path, dirs: &mut BTreeSet<PathBuf>) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
+/// Creates the folder `rel` below `files` and its missing parents, none through a link, and hands
+/// it back open; remembers every folder whose entries changed (so they can be synced).
+fn create_dirs(files: &Beneath, rel: &str, dirs: &mut ChangedDirs) -> io::Result<OwnedFd> {
+    let mut cur = files.dir("")?;
+    let mut cur_rel = String::new();
+    for seg in rel.split('/') {
+        let open = |at: &OwnedFd| {
+            beneath::resolve(
+                rustix::fd::AsFd::as_fd(at),
+                seg,
+                OFlags::DIRECTORY | OFlags::RDONLY,
+                Mode::empty(),
+            )
+        };
+        let next = match open(&cur) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match rustix::fs::mkdirat(&cur, seg, Mode::from_raw_mode(0o777)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let next = open(&cur)?;
+                let changed = std::mem::replace(&mut cur, next);
+                dirs.entry(cur_rel.clone()).or_insert(changed);
+                push_segment(&mut cur_rel, seg);
+                continue;
+            }
+            other => other?,
+        };
+        cur = next;
+        push_segment(&mut cur_rel, seg);
     }
-    if dir != root {
-        if let Some(parent) = dir.parent() {
-            create_dirs(parent, root, dirs)?;
-            dirs.insert(parent.to_path_buf());
-        }
+    Ok(cur)
+}
+
+fn push_segment(rel: &mut String, seg: &str) {
+    if !rel.is_empty() {
+        rel.push('/');
     }
-    match fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
-        Err(e) => Err(e),
-    }
+    rel.push_str(seg);
 }
 
 /// Hash of a stored file (to tell an identical re-upload from a different one).
-fn hash_of(path: &Path) -> Result<[u8; 32], Refusal> {
+fn hash_of(dir: &OwnedFd, name: &str) -> Result<[u8; 32], Refusal> {
+    let file = beneath::resolve(
+        rustix::fd::AsFd::as_fd(dir),
+        name,
+        OFlags::RDONLY,
+        Mode::empty(),
+    )
+    .map_err(|e| classify_io(&e))?;
     let mut hasher = blake3::Hasher::new();
     hasher
-        .update_reader(File::open(path).map_err(|e| classify_io(&e))?)
+        .update_reader(File::from(file))
         .map_err(|e| classify_io(&e))?;
     Ok(*hasher.finalize().as_bytes())
-}
-
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// One sync of the whole file system holding `file`: every dirty page and inode of the batch in a
@@ -324,12 +399,18 @@ mod tests {
         }
     }
 
-    fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    use std::path::PathBuf;
+
+    fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf, Beneath, Beneath) {
         let d = tempfile::tempdir().unwrap();
         let (files, spool) = (d.path().join("files"), d.path().join("spool"));
         fs::create_dir_all(&files).unwrap();
         fs::create_dir_all(&spool).unwrap();
-        (d, files, spool)
+        let (f, s) = (
+            Beneath::open(&files).unwrap(),
+            Beneath::open(&spool).unwrap(),
+        );
+        (d, files, spool, f, s)
     }
 
     fn status(a: &Answer) -> Result<StoredStatus, ErrorCode> {
@@ -338,15 +419,15 @@ mod tests {
 
     #[test]
     fn a_batch_answers_each_item_in_order() {
-        let (_d, files, spool) = dirs();
+        let (_d, files, spool, fb, sb) = dirs();
         let (answers, records) = commit_batch(
             vec![
                 item("a/1.txt", b"one", false),
                 item("a/2.txt", b"two", false),
                 item("b.txt", b"bee", false),
             ],
-            &files,
-            &spool,
+            &fb,
+            &sb,
         );
         assert!(answers.iter().all(|a| status(a) == Ok(StoredStatus::New)));
         assert_eq!(records.len(), 3);
@@ -366,8 +447,8 @@ mod tests {
                 item("b.txt/c.txt", b"under a file", false),
                 item("a", b"a folder is there", true),
             ],
-            &files,
-            &spool,
+            &fb,
+            &sb,
         );
         assert_eq!(status(&answers[0]), Ok(StoredStatus::Unchanged));
         assert_eq!(status(&answers[1]), Err(ErrorCode::Exists));
@@ -383,15 +464,15 @@ mod tests {
 
     #[test]
     fn staged_and_memory_items_commit_together() {
-        let (_d, files, spool) = dirs();
+        let (_d, files, spool, fb, sb) = dirs();
         let parked = std::sync::Arc::new(super::super::spool::Parked::default());
-        let mut staged = SpoolFile::partial(spool.join("k-5.part"), 0, &parked).unwrap();
+        let sb = std::sync::Arc::new(sb);
+        let mut staged = SpoolFile::partial(&sb, spool.join("k-5.part"), 0, &parked).unwrap();
         use crate::store::Staged;
         staged.write_all(&[Bytes::from_static(b"stage")]).unwrap();
         let mut big = item("big.bin", b"stage", false);
         big.data = CommitData::Staged(Box::new(staged));
-        let (answers, records) =
-            commit_batch(vec![big, item("small.txt", b"s", false)], &files, &spool);
+        let (answers, records) = commit_batch(vec![big, item("small.txt", b"s", false)], &fb, &sb);
         assert!(answers.iter().all(|a| status(a) == Ok(StoredStatus::New)));
         assert_eq!(records[0].path, "big.bin");
         assert_eq!(fs::read(files.join("big.bin")).unwrap(), b"stage");
@@ -399,5 +480,29 @@ mod tests {
             !spool.join("k-5.part").exists(),
             "the partial became the file"
         );
+    }
+
+    /// Issue 10: a folder swapped for a link between the offer and the commit.
+    #[test]
+    fn a_folder_swapped_for_a_link_refuses_the_commit() {
+        let (_d, files, _spool, fb, sb) = dirs();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), files.join("dir")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("y"), files.join("y")).unwrap();
+        let (answers, records) = commit_batch(
+            vec![
+                item("dir/x.bin", b"x", false),
+                item("dir/sub/x.bin", b"x", false),
+                item("y", b"y", true),
+            ],
+            &fb,
+            &sb,
+        );
+        assert!(
+            answers.iter().all(|a| status(a) == Err(ErrorCode::BadPath)),
+            "{answers:?}"
+        );
+        assert!(records.is_empty());
+        assert!(fs::read_dir(outside.path()).unwrap().next().is_none());
     }
 }

@@ -12,32 +12,41 @@
 //! index is repaired from the disk at start ([`reconcile`]). If an index write fails after a
 //! commit, the records stay in an in-memory overlay that listings read (and that is written out
 //! with the next batch), so an acknowledged file is never unlisted.
+//!
+//! Symbolic links inside the data folder are never followed: `files/`, `spool/` and `thumbs/` are
+//! held open and every path below them is resolved from those handles ([`beneath`]), so a link
+//! planted while the hub runs is refused rather than written, truncated or served through.
 
+mod beneath;
 mod commit;
 mod index;
 mod reconcile;
 mod spool;
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use framewire_proto::{ErrorCode, RemotePath};
+use rustix::fs::{AtFlags, FileType, OFlags};
 
 pub use index::FileRecord;
 pub use reconcile::ReconcileReport;
 
 use super::{classify_io, CommitItem, Committed, PartialKey, Refusal, Staged, Storage};
 use crate::ServerError;
+use beneath::{file_type, is_link, link_refusal, Beneath};
 use index::Index;
 
 /// The data folder: stored files, partial uploads, thumbnails and the index.
 pub struct LocalStorage {
-    files_dir: PathBuf,
-    thumbs_dir: PathBuf,
+    files: Beneath,
+    thumbs: Beneath,
+    spool: Arc<Beneath>,
     spool_dir: PathBuf,
     reader: Mutex<Index>,
     writer: Mutex<Index>,
@@ -59,15 +68,19 @@ impl LocalStorage {
         for d in [data_dir, &files_dir, &spool_dir, &thumbs_dir] {
             fs::create_dir_all(d).map_err(|e| ServerError::DataDir(d.to_path_buf(), e))?;
         }
+        let held =
+            |d: &Path| Beneath::open(d).map_err(|e| ServerError::DataDir(d.to_path_buf(), e));
+        let (files, spool, thumbs) = (held(&files_dir)?, held(&spool_dir)?, held(&thumbs_dir)?);
         let index_path = data_dir.join("index.sqlite");
         let mut writer = Index::open(&index_path).map_err(ServerError::Index)?;
-        let report = reconcile::reconcile(&files_dir, &spool_dir, &mut writer)?;
+        let report = reconcile::reconcile(&files_dir, &files, &spool_dir, &mut writer)?;
         let reader = Index::open(&index_path).map_err(ServerError::Index)?;
         let parked = Arc::new(spool::Parked::scan(&spool_dir));
         Ok((
             LocalStorage {
-                files_dir,
-                thumbs_dir,
+                files,
+                thumbs,
+                spool: Arc::new(spool),
                 spool_dir,
                 reader: Mutex::new(reader),
                 writer: Mutex::new(writer),
@@ -190,7 +203,16 @@ impl Storage for LocalStorage {
     ) -> Result<(Box<dyn Read + Send>, FileRecord), Refusal> {
         let not_found = || Refusal::new(ErrorCode::NotFound, format!("no file stored at {path}"));
         let rec = self.record(path.as_str())?.ok_or_else(not_found)?;
-        let mut file = File::open(self.files_dir.join(path.as_str())).map_err(|_| not_found())?;
+        let mut file = self
+            .files
+            .open_file(path.as_str(), OFlags::RDONLY)
+            .map_err(|e| {
+                if is_link(&e) {
+                    link_refusal(path)
+                } else {
+                    not_found()
+                }
+            })?;
         if start > 0 {
             file.seek(SeekFrom::Start(start))
                 .map_err(|e| classify_io(&e))?;
@@ -199,28 +221,30 @@ impl Storage for LocalStorage {
     }
 
     fn delete(&self, path: &RemotePath) -> Result<bool, Refusal> {
-        let target = self.files_dir.join(path.as_str());
-        match fs::symlink_metadata(&target) {
-            Ok(m) if m.is_file() => {}
+        match self.files.stat(path.as_str()) {
+            Ok(st) if file_type(&st) == FileType::RegularFile => {}
+            Err(e) if is_link(&e) => return Err(link_refusal(path)),
             _ => return Ok(false),
         }
-        fs::remove_file(&target).map_err(|e| classify_io(&e))?;
-        if let Some(parent) = target.parent() {
-            commit::sync_dir(parent).map_err(|e| classify_io(&e))?;
-        }
+        let dir = self
+            .files
+            .remove(path.as_str())
+            .map_err(|e| classify_io(&e))?;
+        rustix::fs::fsync(&dir).map_err(|e| classify_io(&e.into()))?;
         self.write_index(Vec::new(), vec![path.as_str().to_owned()]);
         Ok(true)
     }
 
     fn check_target(&self, path: &RemotePath) -> Result<(), Refusal> {
-        let mut cur = self.files_dir.clone();
+        let mut cur = self.files.dir("").map_err(|e| classify_io(&e))?;
         let segments: Vec<&str> = path.segments().collect();
         for (i, seg) in segments.iter().enumerate() {
-            cur.push(seg);
             let last = i + 1 == segments.len();
-            match fs::symlink_metadata(&cur) {
+            let st =
+                rustix::fs::statat(&cur, *seg, AtFlags::SYMLINK_NOFOLLOW).map(|st| file_type(&st));
+            match st {
                 Err(_) => return Ok(()),
-                Ok(m) if m.file_type().is_symlink() => {
+                Ok(FileType::Symlink) => {
                     return Err(Refusal::new(
                         ErrorCode::BadPath,
                         format!(
@@ -229,13 +253,13 @@ impl Storage for LocalStorage {
                         ),
                     ))
                 }
-                Ok(m) if last && m.is_dir() => {
+                Ok(FileType::Directory) if last => {
                     return Err(Refusal::new(
                         ErrorCode::Exists,
                         format!("{path} is a folder on the hub"),
                     ))
                 }
-                Ok(m) if !last && !m.is_dir() => {
+                Ok(t) if !last && t != FileType::Directory => {
                     return Err(Refusal::new(
                         ErrorCode::Exists,
                         format!(
@@ -244,17 +268,36 @@ impl Storage for LocalStorage {
                         ),
                     ))
                 }
-                Ok(_) => {}
+                Ok(_) if last => {}
+                Ok(_) => {
+                    cur = beneath::resolve(
+                        rustix::fd::AsFd::as_fd(&cur),
+                        seg,
+                        OFlags::DIRECTORY | OFlags::RDONLY,
+                        rustix::fs::Mode::empty(),
+                    )
+                    .map_err(|e| {
+                        if is_link(&e) {
+                            link_refusal(segments[..=i].join("/"))
+                        } else {
+                            classify_io(&e)
+                        }
+                    })?;
+                }
             }
         }
         Ok(())
     }
 
     fn partial_len(&self, key: &PartialKey) -> Option<u64> {
-        fs::symlink_metadata(self.partial_path(key))
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
+        let path = self.partial_path(key);
+        let st = rustix::fs::statat(
+            self.spool.fd(),
+            spool::spool_name(&path).ok()?,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .ok()?;
+        (file_type(&st) == FileType::RegularFile).then_some(st.st_size as u64)
     }
 
     fn partial_bytes(&self) -> u64 {
@@ -266,8 +309,12 @@ impl Storage for LocalStorage {
         key: &PartialKey,
         len: u64,
     ) -> Result<(blake3::Hasher, [u8; 32]), Refusal> {
-        let mut f = File::open(self.partial_path(key))
-            .map_err(|e| classify_io(&e))?
+        let path = self.partial_path(key);
+        let name = spool::spool_name(&path).map_err(|e| classify_io(&e))?;
+        let mut f = self
+            .spool
+            .open_file(name, OFlags::RDONLY)
+            .map_err(|e| spool_refusal(&e))?
             .take(len);
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -284,18 +331,25 @@ impl Storage for LocalStorage {
 
     fn stage(&self, key: Option<&PartialKey>, offset: u64) -> Result<Box<dyn Staged>, Refusal> {
         let staged = match key {
-            Some(k) => spool::SpoolFile::partial(self.partial_path(k), offset, &self.parked),
-            None => spool::SpoolFile::anonymous(&self.spool_dir, &self.parked),
+            Some(k) => {
+                spool::SpoolFile::partial(&self.spool, self.partial_path(k), offset, &self.parked)
+            }
+            None => spool::SpoolFile::anonymous(&self.spool, &self.spool_dir, &self.parked),
         };
         staged
             .map(|s| Box::new(s) as Box<dyn Staged>)
-            .map_err(|e| classify_io(&e))
+            .map_err(|e| spool_refusal(&e))
     }
 
     fn keep_partial(&self, key: &PartialKey, chunks: &[Bytes]) {
         let path = self.partial_path(key);
+        let Ok(name) = spool::spool_name(&path) else {
+            return;
+        };
         let written = (|| -> io::Result<()> {
-            let mut f = File::create(&path)?;
+            let mut f = self
+                .spool
+                .open_file(name, OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC)?;
             for c in chunks {
                 f.write_all(c)?;
             }
@@ -306,19 +360,21 @@ impl Storage for LocalStorage {
                 .parked
                 .set(&path, chunks.iter().map(|c| c.len() as u64).sum()),
             Err(_) => {
-                let _ = fs::remove_file(&path);
+                let _ = self.spool.remove(name);
             }
         }
     }
 
     fn discard_partial(&self, key: &PartialKey) {
         let path = self.partial_path(key);
-        let _ = fs::remove_file(&path);
+        if let Ok(name) = spool::spool_name(&path) {
+            let _ = self.spool.remove(name);
+        }
         self.parked.remove(&path);
     }
 
     fn commit_batch(&self, batch: Vec<CommitItem>) -> Vec<Result<Committed, Refusal>> {
-        let (answers, records) = commit::commit_batch(batch, &self.files_dir, &self.spool_dir);
+        let (answers, records) = commit::commit_batch(batch, &self.files, &self.spool);
         if !records.is_empty() {
             self.write_index(records, Vec::new());
         }
@@ -330,20 +386,35 @@ impl Storage for LocalStorage {
     }
 
     fn cached(&self, name: &str) -> Option<Bytes> {
-        fs::read(self.thumbs_dir.join(name)).ok().map(Bytes::from)
+        let mut file = self.thumbs.open_file(name, OFlags::RDONLY).ok()?;
+        let mut bytes = Vec::with_capacity(file.metadata().map_or(0, |m| m.size() as usize));
+        file.read_to_end(&mut bytes).ok()?;
+        Some(Bytes::from(bytes))
     }
 
     fn keep_cached(&self, name: &str, bytes: &[u8]) {
         // Best effort: a cache write that fails (disk full) just means making it again next time.
-        let cached = self.thumbs_dir.join(name);
-        let tmp = cached.with_extension("tmp");
-        if fs::write(&tmp, bytes).is_ok() {
-            let _ = fs::rename(&tmp, &cached);
+        let tmp = format!("{}.tmp", name.strip_suffix(".jpg").unwrap_or(name));
+        let written = self
+            .thumbs
+            .open_file(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC)
+            .and_then(|mut f| f.write_all(bytes));
+        if written.is_ok() {
+            let _ = rustix::fs::renameat(self.thumbs.fd(), tmp.as_str(), self.thumbs.fd(), name);
         }
     }
 
     fn close(&self) {
         self.write_index(Vec::new(), Vec::new());
+    }
+}
+
+/// A spool file that could not be opened: a symbolic link there is said so.
+fn spool_refusal(e: &io::Error) -> Refusal {
+    if is_link(e) {
+        link_refusal("a partial upload")
+    } else {
+        classify_io(e)
     }
 }
 

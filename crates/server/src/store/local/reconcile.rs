@@ -4,6 +4,10 @@
 //! files the index doesn't know, or whose size or modification time changed, are hashed and
 //! (re-)indexed; index rows whose file is gone are dropped; stray temporary files are removed and
 //! partial uploads older than a week are cleaned up.
+//!
+//! Symbolic links are never followed: the walk skips them (a link in `files/` is neither indexed
+//! nor hashed through), files are opened from the held `files/` handle with `O_NOFOLLOW`, and a
+//! link in `spool/` is removed like any stray file.
 
 use std::collections::HashMap;
 use std::fs;
@@ -11,7 +15,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use framewire_proto::RemotePath;
+use rustix::fs::OFlags;
 
+use super::beneath::Beneath;
 use super::index::{FileRecord, Index};
 use crate::ServerError;
 
@@ -37,6 +43,7 @@ pub struct ReconcileReport {
 
 pub(crate) fn reconcile(
     files_dir: &Path,
+    files: &Beneath,
     spool_dir: &Path,
     index: &mut Index,
 ) -> Result<ReconcileReport, ServerError> {
@@ -61,7 +68,7 @@ pub(crate) fn reconcile(
             Some(r) if r.size == meta.len() && r.mtime_ns == mtime => {}
             old => {
                 let mut hasher = blake3::Hasher::new();
-                hasher.update_reader(fs::File::open(files_dir.join(rel))?)?;
+                hasher.update_reader(files.open_file(path.as_str(), OFlags::RDONLY)?)?;
                 fresh.push(FileRecord {
                     path: path.as_str().to_owned(),
                     size: meta.len(),
@@ -93,12 +100,16 @@ pub(crate) fn reconcile(
         fs::read_dir(spool_dir).map_err(|e| ServerError::DataDir(spool_dir.to_path_buf(), e))?
     {
         let Ok(entry) = entry else { continue };
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
+        // `metadata` does not follow links: a link (or folder) is never a partial.
+        let meta = entry.metadata();
+        let old = meta
+            .as_ref()
+            .map_err(|_| ())
+            .and_then(|m| m.modified().map_err(|_| ()))
             .map(|t| now.duration_since(t).unwrap_or_default() > PARTIAL_MAX_AGE)
             .unwrap_or(true);
-        let is_part = entry.file_name().to_string_lossy().ends_with(".part");
+        let is_part = entry.file_name().to_string_lossy().ends_with(".part")
+            && meta.is_ok_and(|m| m.is_file());
         if old || !is_part {
             let _ = fs::remove_file(entry.path());
             report.partials_removed += 1;

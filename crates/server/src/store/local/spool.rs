@@ -1,16 +1,19 @@
 //! Staging files under `spool/`: a partial upload (`<key>.part`, kept for resuming when its
 //! upload is interrupted) or an anonymous one (`fresh-*.tmp`, for uploads that cannot resume,
-//! removed when abandoned and at start).
+//! removed when abandoned and at start). Each is opened from the held `spool/` handle with
+//! `O_NOFOLLOW`: a link planted as a partial is removed, never truncated or appended through.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use rustix::fs::{AtFlags, OFlags};
 
+use super::beneath::{is_link, Beneath};
 use crate::store::Staged;
 
 /// Partial uploads at rest (no upload writing them) and their sizes: they count against the
@@ -28,7 +31,11 @@ impl Parked {
         if let Ok(dir) = fs::read_dir(spool) {
             for e in dir.flatten() {
                 let is_part = e.file_name().to_string_lossy().ends_with(".part");
+                // `metadata` does not follow a link; a link is no partial.
                 if let (true, Ok(m)) = (is_part, e.metadata()) {
+                    if !m.is_file() {
+                        continue;
+                    }
                     parked.set(&e.path(), m.len());
                 }
             }
@@ -59,6 +66,7 @@ pub(crate) struct SpoolFile {
     pub(super) file: File,
     pub(super) path: PathBuf,
     pub(super) len: u64,
+    spool: Arc<Beneath>,
     /// Anonymous staging: removed rather than kept when parked.
     anonymous: bool,
     parked: Arc<Parked>,
@@ -67,14 +75,31 @@ pub(crate) struct SpoolFile {
 impl SpoolFile {
     /// Partial `path`, keeping its first `offset` bytes (dropping anything after them, such as a
     /// torn last write) and appending after them.
-    pub(super) fn partial(path: PathBuf, offset: u64, parked: &Arc<Parked>) -> io::Result<Self> {
+    ///
+    /// # Errors
+    /// `ELOOP` if the partial is a symbolic link and `offset` is not 0 (a link with nothing to
+    /// keep is removed and the partial started afresh).
+    pub(super) fn partial(
+        spool: &Arc<Beneath>,
+        path: PathBuf,
+        offset: u64,
+        parked: &Arc<Parked>,
+    ) -> io::Result<Self> {
         parked.remove(&path);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(offset == 0)
-            .write(true)
-            .read(true)
-            .open(&path)?;
+        let name = spool_name(&path)?;
+        let flags = OFlags::CREATE | OFlags::RDWR;
+        let opened = match spool.open_file(name, flags | truncate(offset)) {
+            Err(e) if is_link(&e) && offset == 0 => {
+                tracing::warn!(
+                    partial = name,
+                    "a symbolic link stood in the spool; removed"
+                );
+                rustix::fs::unlinkat(spool.fd(), name, AtFlags::empty())?;
+                spool.open_file(name, flags | OFlags::EXCL)
+            }
+            other => other,
+        };
+        let mut file = opened?;
         if offset > 0 {
             file.set_len(offset)?;
             file.seek(SeekFrom::Start(offset))?;
@@ -83,25 +108,28 @@ impl SpoolFile {
             file,
             path,
             len: offset,
+            spool: Arc::clone(spool),
             anonymous: false,
             parked: Arc::clone(parked),
         })
     }
 
     /// A fresh `fresh-<pid>-<n>.tmp`.
-    pub(super) fn anonymous(spool: &Path, parked: &Arc<Parked>) -> io::Result<Self> {
+    pub(super) fn anonymous(
+        spool: &Arc<Beneath>,
+        spool_dir: &Path,
+        parked: &Arc<Parked>,
+    ) -> io::Result<Self> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Relaxed);
-        let path = spool.join(format!("fresh-{}-{n}.tmp", std::process::id()));
-        let file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .read(true)
-            .open(&path)?;
+        let name = format!("fresh-{}-{n}.tmp", std::process::id());
+        let file = spool.open_file(&name, OFlags::CREATE | OFlags::EXCL | OFlags::RDWR)?;
+        let path = spool_dir.join(name);
         Ok(SpoolFile {
             file,
             path,
             len: 0,
+            spool: Arc::clone(spool),
             anonymous: true,
             parked: Arc::clone(parked),
         })
@@ -130,11 +158,29 @@ impl Staged for SpoolFile {
 
     fn discard(self: Box<Self>) {
         drop(self.file);
-        let _ = fs::remove_file(&self.path);
+        if let Ok(name) = spool_name(&self.path) {
+            let _ = rustix::fs::unlinkat(self.spool.fd(), name, AtFlags::empty());
+        }
         self.parked.remove(&self.path);
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
         self
     }
+}
+
+/// `O_TRUNC` when nothing of the partial is kept.
+fn truncate(offset: u64) -> OFlags {
+    if offset == 0 {
+        OFlags::TRUNC
+    } else {
+        OFlags::empty()
+    }
+}
+
+/// A spool file's name (all of them are directly in `spool/`).
+pub(super) fn spool_name(path: &Path) -> io::Result<&str> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::other("a spool file without a name"))
 }
