@@ -301,8 +301,6 @@ impl RunningHub {
             .expect("this hub was built without a native port")
     }
 
-
-
     /// Every native port's address.
     pub fn native_addrs(&self) -> &[SocketAddr] {
         &self.addrs.native

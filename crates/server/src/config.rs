@@ -39,6 +39,10 @@ pub struct Config {
     pub command_timeout: Duration,
     /// How long shutdown waits for connections to finish before it gives up on them.
     pub shutdown_grace: Duration,
+    /// Host names the HTTP side answers to besides `localhost` and IP addresses (a browser reaching
+    /// the hub as `http://hub.local:7879` needs `hub.local` here). Any other `Host` header is
+    /// refused, so a web page cannot reach the hub through DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Config {
@@ -61,6 +65,7 @@ impl Config {
             raw_idle_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(3),
             command_timeout: Duration::from_secs(10),
+            allowed_hosts: Vec::new(),
         }
     }
 }
