@@ -175,7 +175,7 @@ mod tests {
             m
         };
         let host = (header::HOST, "127.0.0.1:7879");
-        assert!(!cross_site(&h(&[host.clone()]), false));
+        assert!(!cross_site(&h(std::slice::from_ref(&host)), false));
         assert!(!cross_site(
             &h(&[host.clone(), (header::ORIGIN, "http://127.0.0.1:7879")]),
             false
