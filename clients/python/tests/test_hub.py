@@ -277,12 +277,12 @@ class FileTests(unittest.TestCase):
 
 class TokenTests(unittest.TestCase):
     def test_wrong_or_missing_token_is_refused(self):
-        with Hub("--token", "s3cret") as hub:
+        with Hub("--token", "s3cret-s3cret-s3cret") as hub:
             with self.assertRaises(framewire.Unauthorized):
                 framewire.Client(hub.address, timeout=5)
             with self.assertRaises(framewire.Unauthorized):
                 framewire.Publisher(hub.address, "cam", token="wrong", timeout=5)
-            with framewire.Client(hub.address, token="s3cret", timeout=5) as c:
+            with framewire.Client(hub.address, token="s3cret-s3cret-s3cret", timeout=5) as c:
                 self.assertEqual(c.message("in"), "in")
 
 

@@ -106,6 +106,43 @@ fn usage_errors_exit_2() {
     );
 }
 
+/// Reproduces issue 10 (web hygiene, 4): `serve --token x` required a 1-character token, while
+/// a tokens file insists on 16. The hub refuses short ones; clients still send what they are given.
+#[test]
+fn serve_refuses_a_short_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let serve = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "off",
+        "--data",
+    ];
+    let by_flag = framewire()
+        .args(serve)
+        .arg(&data)
+        .args(["--token", "x"])
+        .output()
+        .unwrap();
+    let by_env = framewire()
+        .args(serve)
+        .arg(&data)
+        .env("FRAMEWIRE_TOKEN", "0123456789abcde")
+        .output()
+        .unwrap();
+    for out in [by_flag, by_env] {
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("at least 16 characters"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(!data.exists(), "refused before the data folder is made");
+}
+
 #[test]
 fn unreachable_hub_fails_fast_and_clearly() {
     let port = {

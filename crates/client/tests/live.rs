@@ -20,8 +20,8 @@ fn opts(name: &str) -> ConnectOptions {
 }
 
 fn jpeg(seq: u8) -> Bytes {
-    let mut v = vec![0xff, 0xd8];
-    v.extend(std::iter::repeat_n(seq, 5000));
+    let mut v = vec![0xff, 0xd8, 0xff];
+    v.extend(std::iter::repeat_n(seq, 4999));
     v.extend([0xff, 0xd9]);
     Bytes::from(v)
 }

@@ -238,7 +238,11 @@ async fn clients_on_the_wrong_port_are_told_why() {
         "{text:?}"
     );
     // A browser on the native TLS port gets the HTTP explanation.
-    let answer = raw_exchange(&hub.addr.to_string(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let answer = raw_exchange(
+        &hub.addr.to_string(),
+        b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .await;
     assert!(answer.starts_with(b"HTTP/1.1 400"), "{answer:?}");
 
     // A silent client on the TLS port is dropped after the handshake timeout (2 s here).
@@ -429,8 +433,8 @@ async fn the_dashboard_over_https() {
     let publisher = Publisher::connect(&hub.addr.to_string(), token, PublishOptions::new("cam"))
         .await
         .unwrap();
-    let mut jpeg = vec![0xff, 0xd8];
-    jpeg.extend(bytes(9, 4000));
+    let mut jpeg = vec![0xff, 0xd8, 0xff];
+    jpeg.extend(bytes(9, 3999));
     jpeg.extend([0xff, 0xd9]);
     let jpeg = Bytes::from(jpeg);
     let latest = tokio::time::timeout(T, async {

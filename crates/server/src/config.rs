@@ -46,6 +46,10 @@ pub struct Config {
     pub stream_ttl: Duration,
     /// Most streams at once; a new one past it is refused.
     pub max_streams: usize,
+    /// Host names the HTTP side answers to besides `localhost` and IP addresses (a browser reaching
+    /// the hub as `http://hub.local:7879` needs `hub.local` here). Any other `Host` header is
+    /// refused, so a web page cannot reach the hub through DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Config {
@@ -71,6 +75,7 @@ impl Config {
             write_timeout: Duration::from_secs(30),
             stream_ttl: Duration::from_secs(300),
             max_streams: 1_000,
+            allowed_hosts: Vec::new(),
         }
     }
 }

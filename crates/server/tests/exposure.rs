@@ -33,7 +33,7 @@ async fn start() -> TestHub {
 async fn ws_messages(hub: &TestHub, token: &str, n: usize) -> Vec<Value> {
     let mut s = TcpStream::connect(hub.http_addr.unwrap()).await.unwrap();
     let req = format!(
-        "GET /ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        "GET /ws HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut head = Vec::new();
@@ -61,7 +61,7 @@ async fn ws_messages(hub: &TestHub, token: &str, n: usize) -> Vec<Value> {
 async fn api(hub: &TestHub, path: &str, token: &str) -> (String, String) {
     let mut s = TcpStream::connect(hub.http_addr.unwrap()).await.unwrap();
     let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut out = String::new();

@@ -54,7 +54,7 @@ async fn answer(s: &mut TcpStream, start: Vec<u8>) -> (String, Vec<u8>) {
 async fn put(addr: SocketAddr, path: &str, body: &[u8]) -> (String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let head = format!(
-        "PUT /files/{path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        "PUT /files/{path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).await.unwrap();
@@ -129,7 +129,7 @@ async fn idle_connections_of_every_door_share_the_global_cap() {
     );
     let (status, _) = http(
         hub.http_addr.unwrap(),
-        "GET /api/streams HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /api/streams HTTP/1.1\r\nHost: localhost\r\n\r\n",
         b"",
     )
     .await;
@@ -168,7 +168,7 @@ async fn idle_connections_of_every_door_share_the_global_cap() {
 #[tokio::test]
 async fn a_silent_http_connection_is_closed_at_the_header_deadline() {
     let hub = all_doors(|c| c.handshake_timeout = Duration::from_millis(500)).await;
-    for partial in [&b""[..], b"GET / HTTP/1.1\r\nHost: x\r\n"] {
+    for partial in [&b""[..], b"GET / HTTP/1.1\r\nHost: localhost\r\n"] {
         let mut s = TcpStream::connect(hub.http_addr.unwrap()).await.unwrap();
         s.write_all(partial).await.unwrap();
         let started = Instant::now();
@@ -234,7 +234,7 @@ async fn trickling_raw_uploads_delay_no_one() {
         let started = Instant::now();
         let (status, body) = http(
             hub.http_addr.unwrap(),
-            "GET /files/stored.jpg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "GET /files/stored.jpg HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
             b"",
         )
         .await;
@@ -601,7 +601,7 @@ async fn a_failing_index_never_hides_an_acknowledged_file() {
     }
     let (status, body) = http(
         hub.http_addr.unwrap(),
-        "GET /files/b.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /files/b.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         b"",
     )
     .await;

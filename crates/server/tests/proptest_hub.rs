@@ -357,7 +357,7 @@ fn segments(case: &Case) -> Vec<Segment> {
             }),
             &mut cur,
         ),
-        Start::Http => cur.extend_from_slice(b"GET / HTTP/1.1\r\nHost: hub\r\n\r\n"),
+        Start::Http => cur.extend_from_slice(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"),
         Start::Bytes(b) => cur.extend_from_slice(b),
     }
     for a in &case.actions {

@@ -263,8 +263,8 @@ async fn listings_page_and_filter() {
 
 fn jpeg_frame(seq: u64) -> Message {
     // Not a real image: the hub passes frames through without decoding them.
-    let mut payload = vec![0xff, 0xd8];
-    payload.extend(std::iter::repeat_n(seq as u8, 1000));
+    let mut payload = vec![0xff, 0xd8, 0xff];
+    payload.extend(std::iter::repeat_n(seq as u8, 999));
     payload.extend([0xff, 0xd9]);
     Message::Frame(Frame {
         stream: "cam".into(),
@@ -655,7 +655,7 @@ async fn websocket_streams_events_and_stats() {
     c.recv().await;
     let mut ws = tokio::net::TcpStream::connect(http).await.unwrap();
     ws.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     )
     .await
     .unwrap();
@@ -711,7 +711,7 @@ async fn http_shutdown_ends_live_mjpeg_viewers() {
     let http = hub.http_addr.unwrap();
     let mut viewer = tokio::net::TcpStream::connect(http).await.unwrap();
     viewer
-        .write_all(b"GET /streams/cam.mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /streams/cam.mjpeg HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let mut first = vec![0u8; 256];

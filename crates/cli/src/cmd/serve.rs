@@ -23,6 +23,11 @@ pub struct Args {
     /// Address of the web dashboard and HTTP API (files, live streams, metrics), or `off`.
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:7879")]
     http: String,
+    /// A host name the dashboard answers to besides localhost and IP addresses (repeatable): a hub
+    /// reached as http://hub.local:7879 needs `--allowed-host hub.local`. Other names are refused
+    /// (against DNS rebinding).
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
     /// Require tokens from FILE: one `TOKEN NAME PERMISSION[,PERMISSION...]` per line, permissions
     /// among upload, download, publish, subscribe, command, admin.
     #[arg(long = "tokens", value_name = "FILE")]
@@ -217,6 +222,21 @@ pub struct SimpleDoors {
 pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let mut config = Config::new(&args.data);
     args.limits.apply(&mut config)?;
+    // Clients send whatever token they are given; the hub refuses to require one that is
+    // guessable, as it does in a tokens file.
+    if global
+        .tokens
+        .iter()
+        .any(|t| t.len() < framewire_server::auth::MIN_TOKEN_LEN)
+    {
+        return Err(crate::cmd::UsageError(format!(
+            "--token (or FRAMEWIRE_TOKEN) for `serve` must be at least {} characters, so that it \
+             cannot be guessed (for example: `openssl rand -hex 16`)",
+            framewire_server::auth::MIN_TOKEN_LEN
+        ))
+        .into());
+    }
+    config.allowed_hosts = args.allowed_hosts.clone();
     config.tokens = framewire_server::auth::Tokens::from_flags(&global.tokens);
     if let Some(f) = &args.tokens_file {
         config.tokens.load_file(f)?;

@@ -229,13 +229,9 @@ impl Pipeline {
             path: path.clone(),
             size,
         });
-        let plan = {
-            let storage = Arc::clone(&self.storage);
-            let (p, k, r) = (path.clone(), key.clone(), req.clone());
-            self.work
-                .disk(move || plan(&*storage, &p, k.as_ref(), &r))
-                .await??
-        };
+        // Inline, not on the blocking pool: a few `stat`s and one index lookup, microseconds,
+        // and a thread hand-off per file cost small files 30% of their throughput.
+        let plan = plan(&*self.storage, &path, key.as_ref(), &req)?;
         let (offset, resume) = match plan {
             Plan::Existing { hash, size } => {
                 return Ok(Admitted::Existing(Existing {

@@ -31,6 +31,13 @@ struct Viewer {
     closing: tokio_util::sync::CancellationToken,
 }
 
+/// Whether a frame may be served as `image/jpeg`: it says it is one and starts like one (SOI and
+/// the next marker). A publisher's other bytes (HTML, say) must never reach a browser under an
+/// image type.
+fn is_jpeg(format: u8, payload: &[u8]) -> bool {
+    format == frame_format::JPEG && payload.starts_with(&[0xff, 0xd8, 0xff])
+}
+
 /// How long an MJPEG response may go without a frame before the last one is sent again.
 const MJPEG_KEEPALIVE: Duration = Duration::from_secs(5);
 
@@ -84,7 +91,7 @@ pub(crate) async fn mjpeg(
                 _ = viewer.closing.cancelled() => return None,
             };
             let Some(f) = rx.borrow_and_update().clone() else { continue };
-            if f.frame.format != frame_format::JPEG || (repeat && viewer.last_seq.is_none()) {
+            if !is_jpeg(f.frame.format, &f.frame.payload) || (repeat && viewer.last_seq.is_none()) {
                 continue;
             }
             if !repeat {
@@ -123,7 +130,7 @@ pub(crate) async fn mjpeg(
         .into_response())
 }
 
-/// `GET /streams/{name}/latest.jpg`: the newest frame, as is.
+/// `GET /streams/{name}/latest.jpg`: the newest frame, as is, if it is a JPEG (415 if not).
 pub(crate) async fn latest(
     State(hub): State<HubHandle>,
     Path(name): Path<String>,
@@ -132,15 +139,18 @@ pub(crate) async fn latest(
         .streams()
         .get(&name)
         .ok_or_else(|| AppError::not_found(format!("stream {name:?}")))?;
-    let f = stream
-        .latest()
-        .filter(|f| f.frame.format == frame_format::JPEG)
-        .ok_or_else(|| {
-            AppError::new(
-                StatusCode::NOT_FOUND,
-                format!("stream {name:?} has no JPEG frame yet"),
-            )
-        })?;
+    let f = stream.latest().ok_or_else(|| {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("stream {name:?} has no frame yet"),
+        )
+    })?;
+    if !is_jpeg(f.frame.format, &f.frame.payload) {
+        return Err(AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("the newest frame of stream {name:?} is not a JPEG"),
+        ));
+    }
     Ok((
         [
             (header::CONTENT_TYPE, "image/jpeg".to_owned()),

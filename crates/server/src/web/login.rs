@@ -2,13 +2,18 @@
 //! form that puts the token in an `HttpOnly`, `SameSite=Strict` cookie for the dashboard (browsers
 //! cannot set headers on `<img>` tags or WebSockets, but they send cookies).
 
-use axum::extract::{Request, State};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 
+use super::throttle::{retry_after_secs, LoginThrottle};
 use super::AppError;
 use super::ServedOverHttps;
 use crate::auth::{Identity, Perms};
@@ -38,6 +43,34 @@ fn presented_token(req: &Request) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The client's IP, the key of [`LoginThrottle`] (unspecified when not served over a socket).
+fn client_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+/// The answer to an IP locked out for guessing tokens: 429 with `Retry-After`.
+fn too_many(wait: Duration, body: Response) -> Response {
+    let mut res = body;
+    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Ok(v) = header::HeaderValue::from_str(&retry_after_secs(wait).to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+fn too_many_text(wait: Duration) -> String {
+    format!(
+        "too many wrong tokens from this address: try again in {} s",
+        retry_after_secs(wait)
+    )
+}
+
+/// Clears the dashboard's cookie (a wrong one would otherwise count against the throttle on
+/// every request the page makes).
+const CLEAR_COOKIE: &str = "framewire_token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0";
+
 /// The permission a request needs (`None`: any valid token).
 fn needed(method: &Method, path: &str) -> Option<Perms> {
     if path.starts_with("/files/") {
@@ -62,9 +95,11 @@ fn needed(method: &Method, path: &str) -> Option<Perms> {
     None
 }
 
-/// Lets a request through if tokens are off, or it carries a valid token allowing it.
+/// Lets a request through if tokens are off, or it carries a valid token allowing it. Wrong
+/// tokens count against the client's IP in [`LoginThrottle`]; a locked-out IP gets 429.
 pub(crate) async fn require_token(
     State(hub): State<HubHandle>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -73,7 +108,22 @@ pub(crate) async fn require_token(
         req.extensions_mut().insert(Identity::open());
         return next.run(req).await;
     }
-    let who = presented_token(&req).and_then(|t| tokens.check(&t));
+    let presented = presented_token(&req);
+    let ip = client_ip(&req);
+    if presented.is_some() {
+        if let Err(wait) = throttle.check(ip, Instant::now()) {
+            let body = AppError::new(StatusCode::TOO_MANY_REQUESTS, too_many_text(wait));
+            return too_many(wait, body.into_response());
+        }
+    }
+    let who = presented.as_deref().and_then(|t| tokens.check(t));
+    match (&who, &presented) {
+        (Some(_), _) => throttle.succeeded(ip),
+        (None, Some(_)) => {
+            throttle.failed(ip, Instant::now());
+        }
+        (None, None) => {}
+    }
     let Some(who) = who else {
         // A person at the dashboard goes to the login form; a program gets a 401 it can read.
         let wants_html = req
@@ -82,7 +132,14 @@ pub(crate) async fn require_token(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/html"));
         if req.method() == Method::GET && wants_html {
-            return Redirect::to("/login").into_response();
+            let mut res = Redirect::to("/login").into_response();
+            if presented.is_some() {
+                res.headers_mut().insert(
+                    header::SET_COOKIE,
+                    header::HeaderValue::from_static(CLEAR_COOKIE),
+                );
+            }
+            return res;
         }
         let mut res = AppError::new(
             StatusCode::UNAUTHORIZED,
@@ -125,19 +182,36 @@ pub(crate) struct LoginForm {
     token: String,
 }
 
-/// `POST /login`: a valid token sets the cookie and goes to the dashboard.
+fn form_with_error(status: StatusCode, error: &str) -> Response {
+    let error = format!(r#"<p class="error">{error}</p>"#);
+    (status, Html(FORM.replace("{ERROR}", &error))).into_response()
+}
+
+/// `POST /login`: a valid token sets the cookie and goes to the dashboard. Wrong tokens count
+/// against the client's IP in [`LoginThrottle`], like wrong `Bearer` tokens.
 pub(crate) async fn login(
     State(hub): State<HubHandle>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     https: Option<Extension<ServedOverHttps>>,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let tokens = &hub.config().tokens;
-    if tokens.enabled() && tokens.check(&f.token).is_none() {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Html(FORM.replace("{ERROR}", r#"<p class="error">Wrong token.</p>"#)),
-        )
-            .into_response();
+    if tokens.enabled() {
+        let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0 .0.ip());
+        let now = Instant::now();
+        if let Err(wait) = throttle.check(ip, now) {
+            let text = format!(
+                "Too many wrong tokens: try again in {} s.",
+                retry_after_secs(wait)
+            );
+            return too_many(wait, form_with_error(StatusCode::TOO_MANY_REQUESTS, &text));
+        }
+        if tokens.check(&f.token).is_none() {
+            throttle.failed(ip, now);
+            return form_with_error(StatusCode::UNAUTHORIZED, "Wrong token.");
+        }
+        throttle.succeeded(ip);
     }
     // The cookie holds the token itself: the hub keeps no session state, and HttpOnly keeps it
     // away from scripts. Tokens are long random strings, so this is no weaker than the header.
@@ -158,9 +232,7 @@ pub(crate) async fn logout() -> Response {
     let mut res = Redirect::to("/login").into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
-        header::HeaderValue::from_static(
-            "framewire_token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
-        ),
+        header::HeaderValue::from_static(CLEAR_COOKIE),
     );
     res
 }

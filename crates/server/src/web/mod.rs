@@ -5,7 +5,11 @@
 //! [`router`] builds the whole app, so tests call it with `oneshot` and no socket.
 //!
 //! No compression layer (it would buffer `multipart/x-mixed-replace`) and no timeout layer (it
-//! would cut live streams).
+//! would cut live streams); the layers here only look at headers.
+//!
+//! Every request passes, outermost first: security headers on the answer, the status counter,
+//! the `Host` check (DNS rebinding), the `Origin` check (cross-site forms), the token check
+//! (with its throttle).
 
 mod api;
 mod assets;
@@ -13,13 +17,17 @@ mod files;
 mod live;
 mod login;
 mod metrics;
+mod origin;
+mod throttle;
+
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use framewire_proto::ErrorCode;
 
 use crate::store::Refusal;
@@ -100,8 +108,38 @@ pub fn router(hub: HubHandle) -> Router {
             hub.clone(),
             login::require_token,
         ))
+        .layer(Extension(Arc::new(throttle::LoginThrottle::default())))
+        .layer(middleware::from_fn(origin::check_origin))
+        .layer(middleware::from_fn_with_state(
+            hub.clone(),
+            origin::check_host,
+        ))
         .layer(middleware::from_fn_with_state(hub.clone(), count_status))
+        .layer(middleware::map_response(security_headers))
         .with_state(hub)
+}
+
+/// The dashboard loads only its own scripts, styles and images (no inline code), may not be
+/// framed, and no answer is sniffed into another type: an uploaded or published file can never
+/// run as a page of the hub.
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' blob: data:; \
+     style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+
+/// Adds the security headers to every answer, touching headers only (live streams pass as they
+/// are). The referrer policy is `same-origin`, not `no-referrer`: under `no-referrer` browsers send
+/// `Origin: null` on the dashboard's own POSTs, which the origin check must refuse (a hostile page
+/// can send `null` too).
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    res
 }
 
 /// Counts responses by status for `/metrics`.
