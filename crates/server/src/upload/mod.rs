@@ -290,7 +290,7 @@ impl Pipeline {
             StoredStatus::Unchanged => self.stats.file_unchanged(),
             _ => {
                 self.stats.file_stored(s.size, c.replaced_size, s.status);
-                tracing::info!(%path, size = s.size, from = %sender, status = ?s.status, "stored");
+                tracing::debug!(%path, size = s.size, from = %sender, status = ?s.status, "stored");
                 self.events.emit(
                     "upload",
                     sender,
