@@ -198,9 +198,11 @@ impl DeviceRegistry {
                     body: Bytes::from_static(b"the device disconnected"),
                 }),
             },
-            Err(_) => Err(CommandOutcome {
+            // Not the device's fault: say what is wrong with the command (an argument over
+            // 65,535 bytes was once reported as "the device disconnected").
+            Err(e) => Err(CommandOutcome {
                 status: ReplyStatus::Failed,
-                body: Bytes::from_static(b"the device disconnected"),
+                body: Bytes::from(format!("the command cannot be sent: {e}")),
             }),
         };
         let outcome = if let Err(o) = sent {
@@ -349,5 +351,25 @@ mod tests {
         assert_eq!(o.status, ReplyStatus::Timeout);
         reg.unregister_conn(1);
         assert!(reg.list().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_command_too_long_to_send_says_so() {
+        let reg = DeviceRegistry::default();
+        let (tx, _rx) = mpsc::channel(4);
+        reg.register("cam", &claimant(1, ""), tx, 0, "t".into(), || {})
+            .unwrap();
+        let o = reg
+            .call(
+                "cam",
+                "set",
+                vec!["x".repeat(70_000)],
+                Duration::from_secs(1),
+            )
+            .await;
+        assert_eq!(o.status, ReplyStatus::Failed);
+        let body = String::from_utf8_lossy(&o.body).into_owned();
+        assert!(body.starts_with("the command cannot be sent"), "{body}");
+        assert!(!body.contains("disconnected"), "{body}");
     }
 }
