@@ -79,14 +79,8 @@ async fn api(hub: &TestHub, path: &str, token: &str) -> (String, String) {
 #[tokio::test]
 async fn a_viewer_token_sees_neither_the_event_log_nor_addresses() {
     let hub = start().await;
-    let mut c = Raw::connect(hub.addr).await;
-    c.send(Message::Hello(Hello {
-        version: VERSION,
-        name: "ops".into(),
-        token: OPS.into(),
-    }))
-    .await;
-    assert!(matches!(c.recv().await, Message::Welcome(_)));
+    let (mut c, welcome) = Raw::greet(hub.addr, "ops", OPS).await;
+    assert!(matches!(welcome, Message::Welcome(_)));
     c.send(Message::Text(Text {
         id: 1,
         text: "secret plan".into(),

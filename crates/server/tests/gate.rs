@@ -105,14 +105,7 @@ async fn idle_connections_of_every_door_share_the_global_cap() {
 
     // The seventh, on any door, is refused at once with the reason, not left hanging.
     let started = Instant::now();
-    let mut c = Raw::connect(hub.addr).await;
-    c.send(Message::Hello(Hello {
-        version: VERSION,
-        name: "late".into(),
-        token: String::new(),
-    }))
-    .await;
-    match c.recv().await {
+    match Raw::greet(hub.addr, "late", "").await.1 {
         Message::Error(e) => {
             assert_eq!(e.code, ErrorCode::Busy);
             assert!(
@@ -139,15 +132,8 @@ async fn idle_connections_of_every_door_share_the_global_cap() {
     drop(idle.pop());
     let (mut c, _) = tokio::time::timeout(T, async {
         loop {
-            let mut c = Raw::connect(hub.addr).await;
-            c.send(Message::Hello(Hello {
-                version: VERSION,
-                name: "again".into(),
-                token: String::new(),
-            }))
-            .await;
-            match c.recv().await {
-                Message::Welcome(w) => return (c, w),
+            match Raw::greet(hub.addr, "again", "").await {
+                (c, Message::Welcome(w)) => return (c, w),
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }

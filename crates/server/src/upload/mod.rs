@@ -424,6 +424,15 @@ mod tests {
             .await
     }
 
+    /// Admits `r` and expects an upload to send bytes to (not an existing file, not a refusal).
+    async fn open(p: &Arc<Pipeline>, r: Request) -> Upload {
+        match p.admit(&who(Perms::ALL), r, None).await {
+            Ok(Admitted::Upload(u)) => u,
+            Ok(Admitted::Existing(_)) => panic!("expected an upload, got an existing file"),
+            Err(e) => panic!("expected an upload, got {e}"),
+        }
+    }
+
     fn code<T>(r: Result<T, Refusal>) -> ErrorCode {
         match r {
             Ok(_) => panic!("expected a refusal"),
@@ -499,27 +508,13 @@ mod tests {
     #[tokio::test]
     async fn sizes_and_hashes_are_checked_and_bad_bytes_kept_nowhere() {
         let f = fixture(|_| {});
-        let Admitted::Upload(mut u) = f
-            .pipeline
-            .admit(&who(Perms::ALL), req("x", Some(3)), None)
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
+        let mut u = open(&f.pipeline, req("x", Some(3))).await;
         assert_eq!(
             code(u.write(Bytes::from_static(b"four")).await),
             ErrorCode::SizeMismatch
         );
         drop(u);
-        let Admitted::Upload(mut u) = f
-            .pipeline
-            .admit(&who(Perms::ALL), req("x", Some(3)), None)
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
+        let mut u = open(&f.pipeline, req("x", Some(3))).await;
         assert_eq!(u.offset(), 0, "nothing of the refused upload was kept");
         u.write(Bytes::from_static(b"abc")).await.unwrap();
         assert_eq!(code(u.finish(Some([9; 32])).await), ErrorCode::HashMismatch);
@@ -531,26 +526,12 @@ mod tests {
     async fn an_interrupted_upload_resumes_from_its_partial() {
         let f = fixture(|_| {});
         let body: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
-        let Admitted::Upload(mut u) = f
-            .pipeline
-            .admit(&who(Perms::ALL), req("big", Some(body.len() as u64)), None)
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
+        let mut u = open(&f.pipeline, req("big", Some(body.len() as u64))).await;
         u.write(Bytes::copy_from_slice(&body[..1_200_000]))
             .await
             .unwrap();
         u.park().await;
-        let Admitted::Upload(u) = f
-            .pipeline
-            .admit(&who(Perms::ALL), req("big", Some(body.len() as u64)), None)
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
+        let u = open(&f.pipeline, req("big", Some(body.len() as u64))).await;
         assert_eq!(u.offset(), 1_200_000);
         assert_eq!(
             u.prefix_hash(),
@@ -562,26 +543,12 @@ mod tests {
             .unwrap();
         assert_eq!(s.hash, *blake3::hash(&body).as_bytes());
         // Without resume, the partial is thrown away.
-        let Admitted::Upload(mut u) = f
-            .pipeline
-            .admit(&who(Perms::ALL), req("other", Some(10)), None)
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
+        let mut u = open(&f.pipeline, req("other", Some(10))).await;
         u.write(Bytes::from_static(b"12345")).await.unwrap();
         u.park().await;
         let mut fresh = req("other", Some(10));
         fresh.resume = false;
-        let Admitted::Upload(u) = f
-            .pipeline
-            .admit(&who(Perms::ALL), fresh, None)
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
+        let u = open(&f.pipeline, fresh).await;
         assert_eq!(u.offset(), 0);
     }
 
@@ -597,13 +564,7 @@ mod tests {
         assert_eq!(code(r), ErrorCode::StorageFull, "600 are reserved");
         drop(a);
         // Unknown sizes grow their reservation as bytes arrive.
-        let Admitted::Upload(mut u) = p
-            .admit(&who(Perms::ALL), req("raw", None), None)
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
+        let mut u = open(p, req("raw", None)).await;
         u.write(Bytes::from(vec![1u8; 900])).await.unwrap();
         assert_eq!(
             code(u.write(Bytes::from(vec![1u8; 200])).await),
@@ -611,13 +572,7 @@ mod tests {
         );
         drop(u);
         // A kept partial counts until resumed.
-        let Admitted::Upload(mut u) = p
-            .admit(&who(Perms::ALL), req("p", Some(800)), None)
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
+        let mut u = open(p, req("p", Some(800))).await;
         u.write(Bytes::from(vec![2u8; 700])).await.unwrap();
         u.park().await;
         let r = p.admit(&who(Perms::ALL), req("q", Some(400)), None).await;
@@ -626,13 +581,7 @@ mod tests {
             ErrorCode::StorageFull,
             "700 are held by the partial"
         );
-        let Admitted::Upload(u) = p
-            .admit(&who(Perms::ALL), req("p", Some(800)), None)
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
+        let u = open(p, req("p", Some(800))).await;
         assert_eq!(u.offset(), 700, "resuming needs only the 100 bytes left");
     }
 
@@ -642,37 +591,16 @@ mod tests {
         let spool = f._dir.path().join("spool");
         let files_in_spool = || std::fs::read_dir(&spool).unwrap().count();
         // Unknown size (raw, chunked PUT): cannot resume, so nothing is kept.
-        let Admitted::Upload(mut u) = f
-            .pipeline
-            .admit(&who(Perms::ALL), req("raw", None), None)
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
+        let mut u = open(&f.pipeline, req("raw", None)).await;
         u.write(Bytes::from(vec![1u8; 3 << 20])).await.unwrap();
         drop(u);
         // Known size: the bytes written are kept for resuming.
-        let Admitted::Upload(mut u) = f
-            .pipeline
-            .admit(&who(Perms::ALL), req("known", Some(4 << 20)), None)
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
+        let mut u = open(&f.pipeline, req("known", Some(4 << 20))).await;
         u.write(Bytes::from(vec![2u8; 3 << 20])).await.unwrap();
         drop(u);
         let kept = tokio::time::timeout(std::time::Duration::from_secs(10), async {
             loop {
-                let Admitted::Upload(u) = f
-                    .pipeline
-                    .admit(&who(Perms::ALL), req("known", Some(4 << 20)), None)
-                    .await
-                    .unwrap()
-                else {
-                    panic!()
-                };
+                let u = open(&f.pipeline, req("known", Some(4 << 20))).await;
                 if u.offset() > 0 && files_in_spool() == 1 {
                     return u.offset();
                 }

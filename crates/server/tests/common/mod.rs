@@ -46,17 +46,24 @@ impl Raw {
     }
 
     pub async fn hello(addr: SocketAddr) -> (Raw, Welcome) {
+        match Raw::greet(addr, "raw", "").await {
+            (r, Message::Welcome(w)) => (r, w),
+            (_, other) => panic!("expected Welcome, got {other:?}"),
+        }
+    }
+
+    /// Connects and says Hello with `name` and `token`: the hub's first answer (Welcome, or the
+    /// Error that refuses the connection).
+    pub async fn greet(addr: SocketAddr, name: &str, token: &str) -> (Raw, Message) {
         let mut r = Raw::connect(addr).await;
         r.send(Message::Hello(Hello {
             version: VERSION,
-            name: "raw".into(),
-            token: String::new(),
+            name: name.into(),
+            token: token.into(),
         }))
         .await;
-        match r.recv().await {
-            Message::Welcome(w) => (r, w),
-            other => panic!("expected Welcome, got {other:?}"),
-        }
+        let answer = r.recv().await;
+        (r, answer)
     }
 
     pub async fn send(&mut self, m: Message) {
