@@ -208,10 +208,16 @@ fn box_downscale(src: &[u8], sw: u32, sh: u32, dw: u32, dh: u32) -> Vec<u8> {
     out
 }
 
-/// The most pixels [`decode_rgb`] and [`thumbnail`] decode: 64 Mpx, about 200 MB as RGB. Beyond
-/// that an uploaded file could exhaust a small hub's memory (a few bytes of PNG can declare
-/// 16384×16384).
-pub const MAX_PIXELS: u64 = 1 << 26;
+/// The most pixels [`decode_rgb`] and [`thumbnail`] decode: 32 Mpx (an 8K frame, 7680×4320,
+/// fits), about 100 MB as RGB. Beyond that an uploaded file could exhaust a small hub's memory
+/// (191 KiB of PNG can declare 8192×8192).
+pub const MAX_PIXELS: u64 = 1 << 25;
+
+/// Bytes that decoding an image of `width`×`height` holds at its peak (the RGB image and the
+/// decoder's working rows), for callers that budget memory.
+pub fn decode_cost(width: u32, height: u32) -> usize {
+    (u64::from(width) * u64::from(height) * 3 + (1 << 20)) as usize
+}
 
 /// Reads an image's format and `(width, height)` from its header, without decoding.
 ///

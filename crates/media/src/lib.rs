@@ -27,7 +27,7 @@ pub mod png;
 pub mod source;
 pub mod yuv;
 
-pub use image::{thumbnail, ImageFormat, RgbImage};
+pub use image::{decode_cost, probe, thumbnail, ImageError, ImageFormat, RgbImage, MAX_PIXELS};
 pub use source::{FrameSource, SourceError, SourceFrame, SourceSpec};
 
 #[cfg(test)]

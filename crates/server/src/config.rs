@@ -50,6 +50,13 @@ pub struct Config {
     /// the hub as `http://hub.local:7879` needs `hub.local` here). Any other `Host` header is
     /// refused, so a web page cannot reach the hub through DNS rebinding.
     pub allowed_hosts: Vec<String>,
+    /// Bytes of payload the hub may buffer at once, all connections together: message bodies being
+    /// read, messages queued for slow peers, live frames kept for subscribers, images being
+    /// decoded. Past it, readers wait (and are refused after `write_timeout`).
+    pub memory_budget: usize,
+    /// An accepted offer whose connection sends no file data for this long is withdrawn (its path
+    /// released for others, the client told `Rejected{Timeout}`).
+    pub offer_timeout: Duration,
 }
 
 impl Config {
@@ -76,6 +83,8 @@ impl Config {
             stream_ttl: Duration::from_secs(300),
             max_streams: 1_000,
             allowed_hosts: Vec::new(),
+            memory_budget: 256 << 20,
+            offer_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use framewire_proto::{Command, Message, Reply, ReplyStatus};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::auth::Claimant;
-use crate::conn::Out;
+use crate::conn::{NotSent, Out, Outbox};
 
 /// The outcome of a routed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct CommandOutcome {
 
 struct Device {
     holder: Claimant,
-    out: mpsc::Sender<Out>,
+    out: Outbox,
     since_us: i64,
     peer: String,
 }
@@ -70,7 +70,7 @@ impl DeviceRegistry {
         &self,
         name: &str,
         who: &Claimant,
-        out: mpsc::Sender<Out>,
+        out: Outbox,
         since_us: i64,
         peer: String,
         announce: impl FnOnce(),
@@ -186,14 +186,14 @@ impl DeviceRegistry {
         let sent = match msg.to_bytes() {
             Ok(b) => match out.send_timeout(Out::Msg(b), timeout).await {
                 Ok(()) => Ok(()),
-                Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(CommandOutcome {
+                Err(NotSent::Timeout) => Err(CommandOutcome {
                     status: ReplyStatus::Timeout,
                     body: Bytes::from(format!(
                         "device {target:?} is not reading: its queue stayed full for {} ms",
                         timeout.as_millis()
                     )),
                 }),
-                Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(CommandOutcome {
+                Err(NotSent::Closed) => Err(CommandOutcome {
                     status: ReplyStatus::Failed,
                     body: Bytes::from_static(b"the device disconnected"),
                 }),
@@ -255,7 +255,7 @@ mod tests {
     #[test]
     fn a_name_belongs_to_its_holder() {
         let reg = DeviceRegistry::default();
-        let (tx, _rx) = mpsc::channel(4);
+        let (tx, _rx) = Outbox::new(crate::gate::Memory::new(1 << 20));
         reg.register("cam", &claimant(1, "a"), tx.clone(), 0, "t".into(), || {})
             .unwrap();
         assert!(reg
@@ -281,12 +281,12 @@ mod tests {
     #[tokio::test]
     async fn routes_command_and_reply() {
         let reg = std::sync::Arc::new(DeviceRegistry::default());
-        let (tx, mut rx) = mpsc::channel(4);
+        let (tx, mut rx) = Outbox::new(crate::gate::Memory::new(1 << 20));
         reg.register("cam", &claimant(7, "a"), tx, 0, "t".into(), || {})
             .unwrap();
         let r2 = std::sync::Arc::clone(&reg);
         let device = tokio::spawn(async move {
-            let Out::Msg(b) = rx.recv().await.unwrap() else {
+            let Out::Msg(b) = rx.recv().await.unwrap().out else {
                 panic!()
             };
             let mut buf = bytes::BytesMut::from(&b[..]);
@@ -342,7 +342,7 @@ mod tests {
                 .status,
             ReplyStatus::UnknownDevice
         );
-        let (tx, _rx) = mpsc::channel(4);
+        let (tx, _rx) = Outbox::new(crate::gate::Memory::new(1 << 20));
         reg.register("mute", &claimant(1, ""), tx, 0, "t".into(), || {})
             .unwrap();
         let o = reg
@@ -356,7 +356,7 @@ mod tests {
     #[tokio::test]
     async fn a_command_too_long_to_send_says_so() {
         let reg = DeviceRegistry::default();
-        let (tx, _rx) = mpsc::channel(4);
+        let (tx, _rx) = Outbox::new(crate::gate::Memory::new(1 << 20));
         reg.register("cam", &claimant(1, ""), tx, 0, "t".into(), || {})
             .unwrap();
         let o = reg

@@ -23,6 +23,8 @@ pub struct HubFrame {
     pub frame: Frame,
     /// When it arrived at the hub, µs since the Unix epoch (hub clock).
     pub arrived_us: i64,
+    /// Its payload's share of the hub's memory budget, held while anyone holds the frame.
+    _charge: crate::gate::Charge,
 }
 
 /// Latency window: figures cover the most recent samples only, so they follow the stream's
@@ -248,6 +250,17 @@ impl Stream {
     /// Offers a frame from a publisher at hub time `now_us`. Returns `false` (and counts it) if it
     /// is older than `max_latency_us` (0: no limit) and was dropped.
     pub fn publish(&self, frame: Frame, now_us: i64, max_latency_us: i64) -> bool {
+        self.publish_charged(frame, crate::gate::Charge::none(), now_us, max_latency_us)
+    }
+
+    /// As [`Stream::publish`], for a frame whose bytes hold `charge` of the memory budget.
+    pub(crate) fn publish_charged(
+        &self,
+        frame: Frame,
+        charge: crate::gate::Charge,
+        now_us: i64,
+        max_latency_us: i64,
+    ) -> bool {
         let age = now_us.saturating_sub(frame.capture_us);
         if max_latency_us > 0 && age > max_latency_us {
             self.dropped_late.fetch_add(1, Relaxed);
@@ -266,6 +279,7 @@ impl Stream {
         self.latest.send_replace(Some(Arc::new(HubFrame {
             frame,
             arrived_us: now_us,
+            _charge: charge,
         })));
         true
     }

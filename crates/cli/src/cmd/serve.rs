@@ -119,6 +119,13 @@ pub struct Limits {
     /// Most streams at once; a new one past it is refused [default: 1000].
     #[arg(long, value_name = "N")]
     max_streams: Option<usize>,
+    /// Memory for buffered payload, all clients together (bodies being read, queues of slow
+    /// readers, live frames, image decodes); past it readers wait [default: 256M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_memory: Option<u64>,
+    /// Seconds an accepted offer may wait for its data before it is withdrawn [default: 30].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    offer_timeout: Option<f64>,
 }
 
 impl Limits {
@@ -168,6 +175,13 @@ impl Limits {
         }
         if let Some(n) = self.max_streams {
             c.max_streams = n.max(1);
+        }
+        if let Some(n) = self.max_memory {
+            anyhow::ensure!(n >= 1 << 20, "--max-memory must be at least 1M");
+            c.memory_budget = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(t) = self.offer_timeout {
+            c.offer_timeout = secs(t);
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use framewire_proto::{
 use tokio::sync::mpsc;
 
 use super::session::Session;
+use super::writer::Outbox;
 use super::Out;
 use crate::store::Refusal;
 use crate::Hub;
@@ -105,7 +106,7 @@ fn error(id: u32, r: Refusal) -> Out {
 
 /// Answers one Get: FileInfo, Data from the offset, End with the hash; or an Error.
 /// `Err(())`: the connection is gone.
-async fn serve_get(hub: &Hub, out: &mpsc::Sender<Out>, g: Get) -> Result<(), ()> {
+async fn serve_get(hub: &Hub, out: &Outbox, g: Get) -> Result<(), ()> {
     let send = |o: Out| async move { out.send(o).await.map_err(|_| ()) };
     let path = match RemotePath::parse(&g.path) {
         Ok(p) => p,

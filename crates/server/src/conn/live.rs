@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use framewire_proto::encode_frame_head;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 
 use super::session::Session;
+use super::writer::Outbox;
 use super::{now_us, Out};
 use crate::clients::role;
 use crate::streams::Stream;
@@ -18,6 +19,15 @@ use framewire_proto::{Message, Registered, Reply, Subscribed};
 
 /// The first protocol version whose clients are told `Registered` and `Subscribed`.
 const ANSWERS_LIVE_ROLES: u16 = 2;
+
+/// The largest window of unacknowledged frames the hub grants (a subscriber asking for more gets
+/// this many, and `Subscribed` says so): beyond a few frames a window only adds latency, and a
+/// peer that stops reading could otherwise pin that many frames.
+pub(crate) const MAX_WINDOW: u16 = 64;
+
+/// Frames smaller than this are copied out of the read buffer and not charged to the memory
+/// budget (a thousand streams' newest frames at most this size stay within the budget's slack).
+const SMALL_FRAME: usize = 64 * 1024;
 
 /// A stream this connection publishes.
 pub(crate) struct Publishing {
@@ -37,8 +47,8 @@ pub(crate) struct Subscription {
 
 impl Subscription {
     /// Starts sending `stream` with `window` (at least 1) frames unacknowledged at most.
-    pub(crate) fn start(stream: Arc<Stream>, window: u16, out: mpsc::Sender<Out>) -> Subscription {
-        let window = window.max(1) as usize;
+    pub(crate) fn start(stream: Arc<Stream>, window: u16, out: Outbox) -> Subscription {
+        let window = window.clamp(1, MAX_WINDOW) as usize;
         let credits = Arc::new(Semaphore::new(window));
         stream.subscribers.fetch_add(1, Ordering::Relaxed);
         let task =
@@ -64,7 +74,7 @@ impl Subscription {
     }
 }
 
-async fn deliver(stream: Arc<Stream>, credits: Arc<Semaphore>, out: mpsc::Sender<Out>) {
+async fn deliver(stream: Arc<Stream>, credits: Arc<Semaphore>, out: Outbox) {
     let mut rx = stream.watch();
     // A frame that is already there goes out at once (a subscriber of a slow stream should not
     // wait for the next one).
@@ -94,14 +104,10 @@ async fn deliver(stream: Arc<Stream>, credits: Arc<Semaphore>, out: mpsc::Sender
             _ => 0,
         };
         last_seq = Some(f.frame.seq);
-        if out
-            .send(Out::Frame(Bytes::from(head), f.frame.payload.clone()))
-            .await
-            .is_err()
-        {
+        stream.delivered(&f, now_us(), skipped);
+        if out.send(Out::Frame(Bytes::from(head), f)).await.is_err() {
             return;
         }
-        stream.delivered(&f, now_us(), skipped);
     }
 }
 
@@ -202,7 +208,30 @@ impl Session {
         }
         p.last_seq = Some(f.seq);
         let (stream_name, seq) = (f.stream.clone(), f.seq);
-        p.stream.publish(f, now_us(), p.max_latency_us);
+        // The frame stays in memory as the stream's newest: its bytes are charged to the memory
+        // budget (a large body already was, before it was read), and a small one is copied out of
+        // the read buffer so that it does not pin the whole buffer.
+        let mut f = f;
+        let charge = match self.charge.take() {
+            Some(c) => c,
+            None if f.payload.len() >= SMALL_FRAME => {
+                let wait = self.hub.config.write_timeout;
+                self.hub
+                    .gate
+                    .memory
+                    .charge(f.payload.len(), wait)
+                    .await
+                    .map_err(|e| {
+                        super::Fatal::new(framewire_proto::ErrorCode::Busy, e.to_string())
+                    })?
+            }
+            None => {
+                f.payload = Bytes::copy_from_slice(&f.payload);
+                crate::gate::Charge::none()
+            }
+        };
+        p.stream
+            .publish_charged(f, charge, now_us(), p.max_latency_us);
         // Acknowledge every frame, kept or dropped, so the publisher's window reopens.
         self.send(Message::FrameAck(framewire_proto::FrameAck {
             stream: stream_name,
@@ -291,7 +320,7 @@ impl Session {
             ));
         }
         self.client.add_role(role::SUBSCRIBER);
-        let window = s.window.max(1);
+        let window = s.window.clamp(1, MAX_WINDOW);
         tracing::info!(stream = %shown(&s.stream), from = %self.sender, window, "subscriber joined");
         if self.version >= ANSWERS_LIVE_ROLES {
             self.send(Message::Subscribed(Subscribed {

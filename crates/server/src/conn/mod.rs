@@ -32,7 +32,7 @@ use transport::{open_tls, refuse_plaintext, Opened};
 use writer::send_fatal;
 
 pub(crate) use transport::refuse;
-pub(crate) use writer::Out;
+pub(crate) use writer::{NotSent, Out, Outbox};
 
 use crate::Hub;
 

@@ -1,11 +1,13 @@
 //! A native session after the handshake: the read loop (decode, dispatch, idle deadline), the
 //! shutdown drain, and the close.
 //!
-//! Memory per connection is bounded: one message in the read buffer (at most `max_payload`),
-//! [`OUT_QUEUE`] queued outgoing messages, the small files awaiting commit (64 MiB), one staged
-//! batch in flight, and one commit outcome per outstanding offer (at most `max_inflight`).
-//! A peer that stops reading cannot hold any of it: the writer gives up after `write_timeout`
-//! without progress, every sender then fails at once, and the session closes.
+//! Memory per connection is bounded: one message in the read buffer (a body over
+//! [`UNCHARGED`] is charged to the hub's memory budget before it is read, and the read waits
+//! for the budget), the outgoing queue (64 messages, [`OUT_BYTES`](super::writer::OUT_BYTES) bytes), the small files
+//! awaiting commit (64 MiB), one staged batch in flight, and one commit outcome per outstanding
+//! offer (at most `max_inflight`). A peer that stops reading cannot hold any of it: the writer
+//! gives up after `write_timeout` without progress, every sender then fails at once, and the
+//! session closes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,25 +20,24 @@ use framewire_proto::{decode, ErrorCode, ErrorMsg, Message, Rejected};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
 use super::live::{Publishing, Subscription};
 use super::upload::Uploads;
-use super::writer::{write_loop, Out};
+use super::writer::{write_loop, Out, Outbox};
 use super::{now_us, Fatal};
 use crate::auth::{Claimant, Identity, Perms};
 use crate::clients::ClientEntry;
-use crate::gate::Activity;
+use crate::gate::{Activity, Charge, UNCHARGED};
 use crate::store::Refusal;
 use crate::Hub;
 
-/// Encoded messages waiting for the writer task.
-const OUT_QUEUE: usize = 64;
 /// Socket reads go into at least this much free buffer.
 const READ_CHUNK: usize = 256 * 1024;
 
 pub(super) struct Session {
     pub(super) hub: Arc<Hub>,
-    pub(super) out: mpsc::Sender<Out>,
+    pub(super) out: Outbox,
     pub(super) sender: String,
     /// What this connection's token allows.
     pub(super) perms: Perms,
@@ -55,6 +56,12 @@ pub(super) struct Session {
     /// Downloads, served one after another in the order asked.
     pub(super) gets: Option<mpsc::Sender<framewire_proto::Get>>,
     pub(super) tasks: JoinSet<()>,
+    /// The memory charged for the message being read (a large body), handed to whatever keeps
+    /// its bytes (a live frame) or returned once the message is handled.
+    pub(super) charge: Option<Charge>,
+    /// When this connection last sent file data (or its first offer): accepted offers left
+    /// without data past `offer_timeout` are withdrawn.
+    pub(super) last_data: Instant,
 }
 
 /// How the read loop ended.
@@ -74,6 +81,14 @@ async fn linger<R: AsyncRead + Unpin>(rd: &mut R) {
     .await;
 }
 
+/// The size of the message whose header is at the front of `buf`, if its body is over
+/// [`UNCHARGED`] and not all here yet (the header was checked by `decode`).
+fn large_body(buf: &[u8]) -> Option<usize> {
+    let h = framewire_proto::Header::peek(buf)?;
+    let total = framewire_proto::HEADER_LEN + h.len as usize;
+    (h.len as usize > UNCHARGED && buf.len() < total).then_some(total)
+}
+
 /// How long [`linger`] reads at most.
 const LINGER: Duration = Duration::from_millis(500);
 
@@ -90,7 +105,7 @@ impl Session {
     ) -> (Session, JoinHandle<()>) {
         let conn_id = hub.next_conn_id();
         let client = hub.clients.add(conn_id, name, peer.to_string(), now_us());
-        let (out, out_rx) = mpsc::channel(OUT_QUEUE);
+        let (out, out_rx) = Outbox::new(hub.gate.memory.clone());
         let activity = Arc::new(Activity::default());
         let tokens = hub.config.tokens.enabled();
         let claimant = Claimant {
@@ -126,6 +141,8 @@ impl Session {
             uploads: Uploads::new(),
             gets: None,
             tasks: JoinSet::new(),
+            charge: None,
+            last_data: Instant::now(),
         };
         (session, writer)
     }
@@ -171,16 +188,36 @@ impl Session {
         let abort = self.hub.gate.abort.clone();
         let idle = self.hub.config.idle_timeout;
         let mut draining = false;
+        let offer_timeout = self.hub.config.offer_timeout;
         loop {
             loop {
                 match decode(&mut buf, self.hub.config.max_payload) {
                     Ok(Some(msg)) => {
-                        if let Err(f) = self.handle(msg).await {
+                        let r = self.handle(msg).await;
+                        self.charge = None;
+                        if let Err(f) = r {
                             return End::Fatal(f);
                         }
                     }
                     Ok(None) => break,
                     Err(e) => return End::Fatal(e.into()),
+                }
+            }
+            // A large body is charged to the hub's memory budget before its bytes are read.
+            if let Some(need) = large_body(&buf) {
+                if self.charge.as_ref().is_none_or(|c| c.bytes() < need) {
+                    self.charge = None;
+                    let wait = self.hub.config.write_timeout;
+                    tokio::select! {
+                        _ = abort.cancelled() => return End::Shutdown,
+                        c = self.hub.gate.memory.charge(need, wait) => match c {
+                            Ok(c) => self.charge = Some(c),
+                            Err(e) => {
+                                tracing::warn!(from = %self.sender, bytes = need, "closing: {e}");
+                                return End::Fatal(Fatal::new(ErrorCode::Busy, e.to_string()));
+                            }
+                        },
+                    }
                 }
             }
             // Shutting down: keep reading only while this client's uploads are unfinished.
@@ -202,6 +239,9 @@ impl Session {
                     let secs = self.hub.config.write_timeout.as_secs_f64();
                     tracing::info!(from = %self.sender, "closing: the peer did not read for {secs} s");
                     return End::Eof;
+                }
+                _ = tokio::time::sleep_until(self.last_data + offer_timeout), if self.uploads.waiting_for_data() => {
+                    self.withdraw_stale_offers().await;
                 }
                 _ = self.activity.idle(idle) => {
                     let secs = idle.as_secs();

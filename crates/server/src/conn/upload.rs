@@ -66,6 +66,11 @@ impl Uploads {
     pub(super) fn committing(&self) -> usize {
         self.committing.len()
     }
+
+    /// Whether accepted offers are waiting for their data.
+    pub(super) fn waiting_for_data(&self) -> bool {
+        !self.pending.is_empty()
+    }
 }
 
 impl Session {
@@ -121,6 +126,10 @@ impl Session {
             Admitted::Upload(u) => (u.offset(), u.prefix_hash()),
             Admitted::Existing(e) => (e.size(), e.hash()),
         };
+        if self.uploads.pending.is_empty() && self.uploads.open.is_none() {
+            // The offer timeout counts from the first offer waiting for data.
+            self.last_data = tokio::time::Instant::now();
+        }
         self.uploads.pending.insert(o.id, admitted);
         self.send(Message::Accept(Accept {
             id: o.id,
@@ -158,6 +167,7 @@ impl Session {
     }
 
     pub(super) async fn data(&mut self, id: u32, bytes: Bytes) -> Result<(), Fatal> {
+        self.last_data = tokio::time::Instant::now();
         if !self.open_upload(id)? {
             if self.uploads.dead.contains(&id) {
                 return Ok(());
@@ -178,6 +188,7 @@ impl Session {
     }
 
     pub(super) async fn end(&mut self, id: u32, hash: Option<[u8; 32]>) -> Result<(), Fatal> {
+        self.last_data = tokio::time::Instant::now();
         if let Some(Admitted::Existing(_)) = self.uploads.pending.get(&id) {
             let Some(Admitted::Existing(e)) = self.uploads.pending.remove(&id) else {
                 unreachable!("checked above")
@@ -253,6 +264,26 @@ impl Session {
                 Refusal::new(ErrorCode::Cancelled, "cancelled by the client"),
             )
             .await;
+        }
+    }
+
+    /// No file data arrived for `offer_timeout`: every accepted offer still waiting for its data is
+    /// withdrawn (its path released for other clients, bytes already kept for resuming), and the
+    /// client is told so; its late `Data`/`End` for them are ignored.
+    pub(super) async fn withdraw_stale_offers(&mut self) {
+        let secs = self.hub.config.offer_timeout.as_secs();
+        let stale: Vec<(u32, Admitted)> = self.uploads.pending.drain().collect();
+        tracing::info!(from = %self.sender, offers = stale.len(), "withdrew offers left without data for {secs} s");
+        for (id, admitted) in stale {
+            if let Admitted::Upload(u) = admitted {
+                u.park().await;
+            }
+            self.uploads.dead.insert(id);
+            let r = Refusal::new(
+                ErrorCode::Timeout,
+                format!("no file data for {secs} s after the offer was accepted; offer it again"),
+            );
+            self.reject(id, r).await;
         }
     }
 

@@ -1,12 +1,13 @@
 //! The gate every connection of every door passes: one budget of connections (global and per
 //! address) shared by the native port, HTTP and the raw door; the deadlines; the budgets for
-//! blocking work; and, for doors that cannot present a token, the identity they act as.
+//! blocking work and for buffered bytes (memory.rs); and, for doors that cannot present a token, the identity they act as.
 //!
 //! A door accepts a socket, asks [`Gate::admit`], and holds the [`Admission`] for the
 //! connection's life. Over a limit, the door tells the client why in its own language (`Error
 //! {Busy}`, HTTP 503, a text line) and closes at once: nobody waits in a queue.
 
 mod door;
+mod memory;
 mod work;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 pub(crate) use door::DoorAccess;
 pub use door::{Cidr, DoorPolicy};
+pub(crate) use memory::{Charge, Memory, UNCHARGED};
 pub(crate) use work::Work;
 
 use crate::Config;
@@ -39,6 +41,8 @@ pub(crate) struct Gate {
     /// Every connection task of every door.
     pub(crate) tracker: TaskTracker,
     pub(crate) work: Work,
+    /// The memory budget for buffered payload.
+    pub(crate) memory: Memory,
 }
 
 /// A connection's claim on the global and per-address budgets; released on drop.
@@ -60,6 +64,7 @@ impl Gate {
             abort: CancellationToken::new(),
             tracker: TaskTracker::new(),
             work: Work::default(),
+            memory: Memory::new(config.memory_budget),
         }
     }
 

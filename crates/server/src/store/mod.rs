@@ -233,20 +233,38 @@ pub(crate) fn classify_io(e: &io::Error) -> Refusal {
 /// # Errors
 /// [`ErrorCode::NotFound`] if nothing is stored there; [`ErrorCode::Malformed`] if it is not a
 /// decodable image.
-pub fn thumbnail(storage: &dyn Storage, path: &RemotePath) -> Result<Bytes, Refusal> {
+/// The decoding's memory (and the file's bytes) is charged to the hub's memory budget first; when
+/// the budget does not have it, the answer is `Busy`.
+pub(crate) fn thumbnail(
+    storage: &dyn Storage,
+    path: &RemotePath,
+    memory: &crate::gate::Memory,
+) -> Result<Bytes, Refusal> {
     let (mut file, rec) = storage.open_read(path, 0)?;
     let name = format!("{}-{THUMBNAIL_SIDE}.jpg", hex::encode(rec.hash));
     if let Some(b) = storage.cached(&name) {
         return Ok(b);
     }
+    let busy = || {
+        Refusal::new(
+            ErrorCode::Busy,
+            "the hub's memory budget is in use; try the thumbnail again later",
+        )
+    };
+    let _file_charge = memory.try_charge(rec.size as usize).ok_or_else(busy)?;
     let mut data = Vec::with_capacity(rec.size.min(64 << 20) as usize);
     file.read_to_end(&mut data).map_err(|e| classify_io(&e))?;
-    let thumb = framewire_media::thumbnail(&data, THUMBNAIL_SIDE).map_err(|e| {
+    let unreadable = |e: framewire_media::ImageError| {
         Refusal::new(
             ErrorCode::Malformed,
             format!("{path} is not a readable image: {e}"),
         )
-    })?;
+    };
+    let (_, w, h) = framewire_media::probe(&data).map_err(unreadable)?;
+    let _decode_charge = memory
+        .try_charge(framewire_media::decode_cost(w, h))
+        .ok_or_else(busy)?;
+    let thumb = framewire_media::thumbnail(&data, THUMBNAIL_SIDE).map_err(unreadable)?;
     storage.keep_cached(&name, &thumb);
     Ok(thumb)
 }

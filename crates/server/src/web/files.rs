@@ -347,12 +347,20 @@ pub(crate) async fn thumbnail(
         return Err(AppError::not_found(format!("thumbnail of {rp}")));
     }
     let store = std::sync::Arc::clone(hub.store());
+    let memory = hub.hub().gate.memory.clone();
     let jpeg = hub
         .hub()
         .gate
         .work
-        .image(move || crate::store::thumbnail(&*store, &rp))
-        .await??;
+        .image(move || crate::store::thumbnail(&*store, &rp, &memory))
+        .await?
+        .map_err(|r| match r.code {
+            // Only the memory budget answers Busy here: come back later.
+            framewire_proto::ErrorCode::Busy => {
+                AppError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, r.reason)
+            }
+            _ => AppError::from(r),
+        })?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/jpeg"),

@@ -169,6 +169,9 @@ pub(crate) async fn latest(
         .into_response())
 }
 
+/// Largest WebSocket message (and frame) the hub reads from a browser.
+const MAX_WS_MESSAGE: usize = 64 * 1024;
+
 /// `GET /ws`: JSON messages: `{"type":"event",...}` (the recent history first, then live) and,
 /// once a second, `{"type":"stats","streams":[...],"clients":[...],"devices":[...]}`.
 /// `GET /ws`: the event log (history, then live) and a stats message every second. Events go
@@ -178,7 +181,11 @@ pub(crate) async fn websocket(
     axum::Extension(who): axum::Extension<crate::auth::Identity>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.on_upgrade(move |socket| events_socket(hub, who, socket))
+    // The dashboard sends nothing but small control messages: a large one is refused before it
+    // is buffered.
+    ws.max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| events_socket(hub, who, socket))
 }
 
 fn event_json(e: &crate::events::Event) -> Value {

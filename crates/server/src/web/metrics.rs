@@ -108,6 +108,18 @@ pub(crate) fn render(hub: &HubHandle) -> String {
             "Uploads of files already stored.",
             s.uploads_unchanged.load(Relaxed),
         ),
+        (
+            "framewire_memory_buffered_bytes",
+            "gauge",
+            "Payload bytes held against the memory budget now (bodies being read, queued messages, live frames, image decodes).",
+            hub.hub().gate.memory.used() as u64,
+        ),
+        (
+            "framewire_memory_budget_bytes",
+            "gauge",
+            "The memory budget for buffered payload (--max-memory).",
+            hub.hub().gate.memory.total() as u64,
+        ),
     ];
     for (name, kind, help, v) in simple {
         family(&mut o, name, kind, help);
