@@ -168,6 +168,7 @@ impl HubBuilder {
             devices: Default::default(),
             clients: Default::default(),
             events,
+            receivers: Default::default(),
             udp: Default::default(),
             next_conn: Default::default(),
         });

@@ -55,6 +55,10 @@ pub(super) struct Session {
     /// Downloads, served one after another in the order asked.
     pub(super) gets: Option<mpsc::Sender<framewire_proto::Get>>,
     pub(super) tasks: JoinSet<()>,
+    /// The device or follower name this connection holds (the `from` of its texts).
+    pub(super) own_name: Option<String>,
+    /// The task forwarding the hub's events to this follower.
+    pub(super) following: Option<tokio::task::AbortHandle>,
 }
 
 /// How the read loop ended.
@@ -126,6 +130,8 @@ impl Session {
             uploads: Uploads::new(),
             gets: None,
             tasks: JoinSet::new(),
+            own_name: None,
+            following: None,
         };
         (session, writer)
     }
@@ -229,11 +235,20 @@ impl Session {
         for (_, sub) in self.subscriptions.drain() {
             sub.end();
         }
-        for (_, p) in self.publishing.drain() {
+        for (name, p) in self.publishing.drain() {
             p.stream.publishers.fetch_sub(1, Ordering::Relaxed);
+            if p.stream.held_by(self.conn_id) {
+                self.hub.events.stream(&self.sender, &name, false);
+            }
             p.stream.release(self.conn_id, now_us());
         }
-        self.hub.devices.unregister_conn(self.conn_id);
+        for name in self.hub.devices.unregister_conn(self.conn_id) {
+            self.hub.events.device(&self.sender, &name, false);
+        }
+        self.hub.receivers.release_conn(self.conn_id);
+        if let Some(f) = self.following.take() {
+            f.abort();
+        }
     }
 
     /// Ends the session: an unfinished upload keeps its bytes for resuming, commits already
