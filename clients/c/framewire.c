@@ -543,8 +543,9 @@ static int rd_done(const reader *r) { return r->bad || r->left != 0 ? FW_E_PROTO
 
 static int known_type(uint16_t t)
 {
-    return (t >= 0x01 && t <= 0x05) || t == 0x10 || (t >= 0x20 && t <= 0x23) ||
-           (t >= 0x30 && t <= 0x36) || (t >= 0x38 && t <= 0x3B) || (t >= 0x40 && t <= 0x45);
+    return (t >= 0x01 && t <= 0x05) || (t >= 0x10 && t <= 0x13) || (t >= 0x20 && t <= 0x23) ||
+           (t >= 0x30 && t <= 0x36) || (t >= 0x38 && t <= 0x3B) || (t >= 0x40 && t <= 0x45) ||
+           (t >= 0x50 && t <= 0x52);
 }
 
 int fw_check_header(const uint8_t hdr[8], uint16_t *type, uint32_t *len)
