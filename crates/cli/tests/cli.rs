@@ -4,6 +4,8 @@
 
 #[path = "cli/doors.rs"]
 mod doors;
+#[path = "cli/events.rs"]
+mod events;
 #[path = "cli/live.rs"]
 mod live;
 #[path = "cli/shutdown.rs"]
