@@ -247,6 +247,13 @@ impl HubBuilder {
         if let (Some(u), Some(access)) = (udp, udp_access) {
             accepting.spawn(doors::udp::receive(u, access, Arc::clone(&hub)));
         }
+        if hub.config.hooks.any() {
+            accepting.spawn(crate::hooks::run(
+                hub.config.hooks.clone(),
+                Arc::clone(&hub.events),
+                hub.gate.stop.clone(),
+            ));
+        }
         Ok(RunningHub {
             hub,
             addrs,

@@ -50,6 +50,8 @@ pub struct Config {
     /// the hub as `http://hub.local:7879` needs `hub.local` here). Any other `Host` header is
     /// refused, so a web page cannot reach the hub through DNS rebinding.
     pub allowed_hosts: Vec<String>,
+    /// Programs run for each stored file and text message.
+    pub hooks: crate::hooks::Hooks,
 }
 
 impl Config {
@@ -76,6 +78,7 @@ impl Config {
             stream_ttl: Duration::from_secs(300),
             max_streams: 1_000,
             allowed_hosts: Vec::new(),
+            hooks: Default::default(),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod doors;
 mod error;
 pub mod events;
 pub mod gate;
+pub mod hooks;
 pub mod receivers;
 pub mod stats;
 pub mod store;
