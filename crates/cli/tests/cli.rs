@@ -8,6 +8,8 @@ mod doors;
 mod events;
 #[path = "cli/live.rs"]
 mod live;
+#[path = "cli/mqtt.rs"]
+mod mqtt;
 #[path = "cli/shutdown.rs"]
 mod shutdown;
 #[path = "cli/tls.rs"]

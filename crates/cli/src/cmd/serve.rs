@@ -225,6 +225,25 @@ pub struct SimpleDoors {
     /// FRAMEWIRE_TO, FRAMEWIRE_TEXT.
     #[arg(long, value_name = "PROGRAM", help_heading = "Programs that react")]
     on_message: Option<std::path::PathBuf>,
+    /// Publish events to this MQTT broker and take device commands from it (mqtt://HOST:PORT).
+    #[arg(long, value_name = "URL", help_heading = "Programs that react")]
+    mqtt: Option<String>,
+    /// Topic prefix for MQTT.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "framewire",
+        help_heading = "Programs that react"
+    )]
+    mqtt_prefix: String,
+    /// On a hub with tokens: the token name whose permissions apply to commands from MQTT.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "mqtt",
+        help_heading = "Programs that react"
+    )]
+    mqtt_as: Option<String>,
     /// Most hook programs running at once.
     #[arg(
         long,
@@ -310,6 +329,16 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             allow: d.udp_allow.clone(),
         };
         hub = hub.udp(a, policy);
+    }
+    if let Some(url) = &d.mqtt {
+        hub = hub.mqtt(framewire_server::doors::mqtt::MqttSettings {
+            url: url.clone(),
+            prefix: d.mqtt_prefix.clone(),
+            policy: DoorPolicy {
+                act_as: d.mqtt_as.clone(),
+                allow: Vec::new(),
+            },
+        });
     }
     let hub = start(hub, &args.data).await?;
     let which = tokio::select! {
