@@ -271,6 +271,20 @@ size_t fw_encode_text(uint8_t *buf, size_t cap, uint32_t id, const char *text, s
     return encode_id_rest(buf, cap, FW_MSG_TEXT, id, text, len);
 }
 
+size_t fw_encode_text_to(uint8_t *buf, size_t cap, uint32_t id, const char *to, size_t to_len,
+                         const char *text, size_t len)
+{
+    size_t n;
+    uint8_t *p;
+    if (!STR16_OK(to_len)) return 0;
+    if ((n = fits(cap, 6 + to_len + len)) == 0) return 0;
+    p = put_header(buf, FW_MSG_TEXT_TO, (uint32_t)(6 + to_len + len));
+    p = put_u32(p, id);
+    p = put_str16(p, to, to_len);
+    put_bytes(p, text, len);
+    return n;
+}
+
 size_t fw_encode_command(uint8_t *buf, size_t cap, uint32_t id, const char *target, size_t target_len,
                          const char *command, size_t command_len, const fw_str *args, uint16_t argc)
 {
@@ -543,8 +557,9 @@ static int rd_done(const reader *r) { return r->bad || r->left != 0 ? FW_E_PROTO
 
 static int known_type(uint16_t t)
 {
-    return (t >= 0x01 && t <= 0x05) || t == 0x10 || (t >= 0x20 && t <= 0x23) ||
-           (t >= 0x30 && t <= 0x36) || (t >= 0x38 && t <= 0x3B) || (t >= 0x40 && t <= 0x45);
+    return (t >= 0x01 && t <= 0x05) || (t >= 0x10 && t <= 0x13) || (t >= 0x20 && t <= 0x23) ||
+           (t >= 0x30 && t <= 0x36) || (t >= 0x38 && t <= 0x3B) || (t >= 0x40 && t <= 0x45) ||
+           (t >= 0x50 && t <= 0x52);
 }
 
 int fw_check_header(const uint8_t hdr[8], uint16_t *type, uint32_t *len)
@@ -607,6 +622,24 @@ int fw_decode_text(const uint8_t *p, uint32_t len, fw_text_msg *out)
     reader r = rd_open(p, len);
     out->id = rd_u32(&r);
     out->text = rd_rest(&r);
+    return rd_done(&r);
+}
+
+int fw_decode_text_from(const uint8_t *p, uint32_t len, fw_text_from *out)
+{
+    reader r = rd_open(p, len);
+    out->from = rd_str16(&r);
+    out->to = rd_str16(&r);
+    out->text = rd_rest(&r);
+    return rd_done(&r);
+}
+
+int fw_decode_delivery(const uint8_t *p, uint32_t len, uint32_t *id, uint8_t *status)
+{
+    reader r = rd_open(p, len);
+    *id = rd_u32(&r);
+    *status = rd_u8(&r);
+    if (*status > FW_RECEIVER_BUSY) return FW_E_PROTOCOL;
     return rd_done(&r);
 }
 
@@ -749,6 +782,7 @@ static int keep_policy(uint16_t type)
     case FW_MSG_TEXT:
     case FW_MSG_REPLY:
     case FW_MSG_REJECTED:
+    case FW_MSG_TEXT_FROM:
         return KEEP_PREFIX;
     case FW_MSG_WELCOME:
     case FW_MSG_PING:
@@ -761,6 +795,7 @@ static int keep_policy(uint16_t type)
     case FW_MSG_FRAME_ACK:
     case FW_MSG_REGISTERED:
     case FW_MSG_SUBSCRIBED:
+    case FW_MSG_DELIVERY:
         return KEEP_WHOLE;
     default:
         return KEEP_NONE;
@@ -919,6 +954,15 @@ static int dispatch(fw_ctx *ctx)
     case FW_MSG_COMMAND: {
         int rc = answer_command(ctx);
         return rc == FW_OK ? 1 : rc;
+    }
+    case FW_MSG_TEXT_FROM: {
+        fw_text_from t;
+        if (ctx->on_text == NULL) return 1;
+        if (fw_decode_text_from(p, len, &t) != FW_OK) return 1; /* cut short: not for us to judge */
+        ctx->in_handler = 1;
+        ctx->on_text(ctx, &t);
+        ctx->in_handler = 0;
+        return 1;
     }
     case FW_MSG_ERROR: {
         fw_error_msg e;
@@ -1302,6 +1346,31 @@ int fw_send_text(fw_ctx *ctx, const char *text, char *echo, size_t echo_cap)
                 memcpy(echo, t.text.ptr, n);
                 echo[n] = '\0';
             }
+            return FW_OK;
+        }
+    }
+}
+
+void fw_on_text(fw_ctx *ctx, fw_text_fn handler) { ctx->on_text = handler; }
+
+int fw_send_text_to(fw_ctx *ctx, const char *to, const char *text, uint8_t *status)
+{
+    size_t n;
+    uint32_t id, got;
+    uint8_t st;
+    int64_t until;
+    int rc;
+    if ((rc = ready(ctx)) != FW_OK) return rc;
+    id = new_id(ctx);
+    n = fw_encode_text_to(ctx->tx, ctx->tx_size, id, to, strlen(to), text, strlen(text));
+    if (n == 0 || n - 8 > ctx->max_payload) return refuse(ctx, FW_E_TOO_LARGE, "text too long");
+    if ((rc = write_all(ctx, ctx->tx, n)) != FW_OK) return rc;
+    until = deadline(ctx);
+    for (;;) {
+        if ((rc = next_message(ctx, until)) < 0) return rc;
+        if (ctx->rx_type == FW_MSG_DELIVERY && fw_decode_delivery(ctx->rx, ctx->rx_keep, &got, &st) == FW_OK &&
+            got == id) {
+            if (status != NULL) *status = st;
             return FW_OK;
         }
     }

@@ -41,6 +41,9 @@ extern "C" {
 #define FW_MSG_PING 0x0004u
 #define FW_MSG_PONG 0x0005u
 #define FW_MSG_TEXT 0x0010u
+#define FW_MSG_TEXT_TO 0x0011u
+#define FW_MSG_DELIVERY 0x0012u
+#define FW_MSG_TEXT_FROM 0x0013u
 #define FW_MSG_COMMAND 0x0020u
 #define FW_MSG_REPLY 0x0021u
 #define FW_MSG_REGISTER_DEVICE 0x0022u
@@ -190,6 +193,18 @@ typedef struct fw_text_msg {
     fw_str text;
 } fw_text_msg;
 
+/* TextFrom: a text addressed to this connection's device name. */
+typedef struct fw_text_from {
+    fw_str from;
+    fw_str to;
+    fw_str text;
+} fw_text_from;
+
+/* Delivery.status values. */
+#define FW_DELIVERED 0u
+#define FW_NO_RECEIVER 1u
+#define FW_RECEIVER_BUSY 2u
+
 /* A Command. Read the arguments with fw_command_arg(). */
 typedef struct fw_command {
     uint32_t id;
@@ -282,6 +297,8 @@ size_t fw_encode_command(uint8_t *buf, size_t cap, uint32_t id, const char *targ
                          const fw_str *args, uint16_t argc);
 size_t fw_encode_reply(uint8_t *buf, size_t cap, uint32_t id, uint8_t status, const void *body,
                        size_t body_len);
+size_t fw_encode_text_to(uint8_t *buf, size_t cap, uint32_t id, const char *to, size_t to_len,
+                         const char *text, size_t len);
 size_t fw_encode_register_device(uint8_t *buf, size_t cap, const char *name, size_t len);
 size_t fw_encode_offer(uint8_t *buf, size_t cap, uint32_t id, uint8_t flags, uint64_t size,
                        const char *path, size_t path_len);
@@ -320,6 +337,8 @@ int fw_decode_rejected(const uint8_t *p, uint32_t len, fw_error_msg *out);
 int fw_decode_ping(const uint8_t *p, uint32_t len, fw_ping_msg *out);
 int fw_decode_pong(const uint8_t *p, uint32_t len, fw_pong *out);
 int fw_decode_text(const uint8_t *p, uint32_t len, fw_text_msg *out);
+int fw_decode_text_from(const uint8_t *p, uint32_t len, fw_text_from *out);
+int fw_decode_delivery(const uint8_t *p, uint32_t len, uint32_t *id, uint8_t *status);
 int fw_decode_command(const uint8_t *p, uint32_t len, fw_command *out);
 /* Argument i of a decoded command; FW_E_ARG if i >= argc. */
 int fw_command_arg(const fw_command *c, uint16_t i, fw_str *out);
@@ -363,6 +382,11 @@ typedef uint8_t (*fw_command_fn)(fw_ctx *ctx, const fw_command *cmd, char *reply
 /* A file's bytes: fill buf with up to len bytes starting at offset. Return how many (>0), 0 at
  * the end of the data, or <0 on error. Offsets only go forward, except that an upload may start
  * again from 0 (after the hub's partial copy turned out to differ). */
+/* Called from fw_poll (or any call that reads) with a text addressed to this connection's device
+ * name (TextFrom). The strings live in the receive buffer (the text may be cut to what fits it):
+ * valid only during the call; do not call framewire functions on the same ctx from it. */
+typedef void (*fw_text_fn)(fw_ctx *ctx, const fw_text_from *t);
+
 typedef long (*fw_source_fn)(void *user, uint64_t offset, uint8_t *buf, size_t len);
 
 #ifndef FW_HUB_TEXT_MAX
@@ -424,6 +448,7 @@ struct fw_ctx {
     uint16_t stream_len;
     uint16_t window;
     fw_command_fn on_command;
+    fw_text_fn on_text;
 #ifndef FRAMEWIRE_NO_BLAKE3
     fw_blake3 hasher;
 #endif
@@ -488,6 +513,14 @@ int fw_poll(fw_ctx *ctx);
 /* Sends Text and waits for the hub's echo, copied NUL-terminated (truncated) to echo (may be
  * NULL). */
 int fw_send_text(fw_ctx *ctx, const char *text, char *echo, size_t echo_cap);
+
+/* Delivers text to whichever client holds the name to (a program following events under that
+ * name, or a device) and waits for the hub's Delivery: *status (may be NULL) gets FW_DELIVERED,
+ * FW_NO_RECEIVER or FW_RECEIVER_BUSY. FW_OK means the hub answered, whatever the status. */
+int fw_send_text_to(fw_ctx *ctx, const char *to, const char *text, uint8_t *status);
+
+/* Texts addressed to this connection's device name go to handler (NULL: skipped). */
+void fw_on_text(fw_ctx *ctx, fw_text_fn handler);
 
 /* Sends Ping and waits for Pong. rtt_us and offset_us (hub clock - ours) may be NULL; both are
  * 0 without a now_us callback. The best sample updates ctx->clock_offset_us. */

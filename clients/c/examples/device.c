@@ -6,6 +6,9 @@
  *            and replies with the stored path. The JPEG is the newest .jpg in
  *            $FRAMEWIRE_CAPTURE_DIR, or a tiny embedded 8x8 grey image when there is none.
  *   status   replies with the uptime and counters.
+ *   tell TO TEXT  sends TEXT to whichever client holds the name TO (a program following events
+ *            under it) once the command is answered, and prints `told TO: delivered|nobody|busy`.
+ * Texts addressed to NAME are printed as `text from FROM: TEXT`.
  *   others   UnknownCommand.
  */
 #include "posix_transport.h"
@@ -44,6 +47,9 @@ static const char *host, *port, *name;
 static unsigned long captures;
 static time_t started;
 static volatile sig_atomic_t stop;
+/* A `tell` waiting to be sent (a handler may not use its own connection). */
+static char tell_to[64], tell_text[256];
+static int tell_pending;
 
 static void on_signal(int sig)
 {
@@ -163,6 +169,24 @@ static uint8_t on_command(fw_ctx *ctx, const fw_command *cmd, char *reply, size_
     uint8_t status;
     if (is(cmd->command, "capture")) {
         status = capture(reply, cap, len);
+    } else if (is(cmd->command, "tell") && cmd->argc == 2) {
+        /* The arguments are str16s back to back: u16 length (little-endian), then the bytes. */
+        const uint8_t *a = cmd->args;
+        size_t to_len = (size_t)a[0] | (size_t)a[1] << 8, text_len;
+        const uint8_t *b = a + 2 + to_len;
+        text_len = (size_t)b[0] | (size_t)b[1] << 8;
+        if (to_len >= sizeof tell_to || text_len >= sizeof tell_text) {
+            say(reply, cap, len, "tell: name or text too long");
+            status = FW_REPLY_FAILED;
+        } else {
+            memcpy(tell_to, a + 2, to_len);
+            tell_to[to_len] = '\0';
+            memcpy(tell_text, b + 2, text_len);
+            tell_text[text_len] = '\0';
+            tell_pending = 1;
+            say(reply, cap, len, "telling %s", tell_to);
+            status = FW_REPLY_OK;
+        }
     } else if (is(cmd->command, "status")) {
         say(reply, cap, len, "device %s: up %lds, %lu captures, %u commands, hub %s", name,
             (long)(time(NULL) - started), captures, ctx->commands + 1, ctx->hub_name);
@@ -176,6 +200,13 @@ static uint8_t on_command(fw_ctx *ctx, const fw_command *cmd, char *reply, size_
            status == FW_REPLY_OK ? "ok" : "failed", (int)*len, reply);
     fflush(stdout);
     return status;
+}
+
+static void on_text(fw_ctx *ctx, const fw_text_from *t)
+{
+    (void)ctx;
+    printf("text from %.*s: %.*s\n", (int)t->from.len, t->from.ptr, (int)t->text.len, t->text.ptr);
+    fflush(stdout);
 }
 
 int main(int argc, char **argv)
@@ -203,6 +234,7 @@ int main(int argc, char **argv)
             backoff = backoff < 5 ? backoff * 2 : 5;
             continue;
         }
+        fw_on_text(&ctx, on_text);
         rc = fw_register_device(&ctx, name, on_command);
         if (rc == FW_OK) {
             backoff = 1;
@@ -213,6 +245,15 @@ int main(int argc, char **argv)
         while (rc >= 0 || rc == FW_E_TIMEOUT) {
             if (stop) break;
             rc = fw_poll(&ctx);
+            if (tell_pending && (rc >= 0 || rc == FW_E_TIMEOUT)) {
+                uint8_t st = 0;
+                tell_pending = 0;
+                rc = fw_send_text_to(&ctx, tell_to, tell_text, &st);
+                if (rc == FW_OK)
+                    printf("told %s: %s\n", tell_to,
+                           st == FW_DELIVERED ? "delivered" : st == FW_NO_RECEIVER ? "nobody" : "busy");
+                fflush(stdout);
+            }
         }
         if (!stop) fwx_report("connection lost", &ctx, rc);
         fwx_close(&conn);

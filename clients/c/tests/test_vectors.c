@@ -292,6 +292,9 @@ static size_t encode_vector(const char *name, const jv *f, uint8_t *buf, size_t 
         size_t n = unhex(jstr(f, "body_hex"), tmp, sizeof tmp);
         return fw_encode_reply(buf, cap, (uint32_t)jnum(f, "id"), (uint8_t)jnum(f, "status"), tmp, n);
     }
+    if (strcmp(name, "text_to") == 0)
+        return fw_encode_text_to(buf, cap, (uint32_t)jnum(f, "id"), jstr(f, "to"), jstrlen(f, "to"),
+                                 jstr(f, "text"), jstrlen(f, "text"));
     if (strcmp(name, "register_device") == 0)
         return fw_encode_register_device(buf, cap, jstr(f, "name"), jstrlen(f, "name"));
     if (strcmp(name, "offer") == 0)
@@ -447,6 +450,16 @@ static int decode_vector(const char *name, const jv *f, const uint8_t *p, uint32
                fr.format == jnum(f, "format") && fr.width == jnum(f, "width") &&
                fr.height == jnum(f, "height") && bytes_is(fr.payload, fr.payload_len, f, "payload_hex");
     }
+    if (strcmp(name, "delivery") == 0) {
+        uint32_t id;
+        uint8_t st;
+        return fw_decode_delivery(p, len, &id, &st) == FW_OK && id == jnum(f, "id") && st == jnum(f, "status");
+    }
+    if (strcmp(name, "text_from") == 0) {
+        fw_text_from t;
+        return fw_decode_text_from(p, len, &t) == FW_OK && STR_FIELD(t.from, "from") && STR_FIELD(t.to, "to") &&
+               STR_FIELD(t.text, "text");
+    }
     if (strcmp(name, "registered") == 0) {
         fw_registered r;
         return fw_decode_registered(p, len, &r) == FW_OK && STR_FIELD(r.name, "name");
@@ -460,7 +473,8 @@ static int decode_vector(const char *name, const jv *f, const uint8_t *p, uint32
 }
 
 /* Vectors the library neither encodes nor decodes, on purpose (a device does not list). */
-static const char *const NOT_FOR_DEVICES[] = {"list_page"};
+/* Following the hub's events is for programs, not devices. */
+static const char *const NOT_FOR_DEVICES[] = {"list_page", "follow", "following", "event"};
 
 static void test_vectors(const char *path)
 {
@@ -510,7 +524,8 @@ static void test_vectors(const char *path)
             CHECK(d == 1, "decode %s", name);
             /* A payload one byte short or one byte long is a decode error. */
             if (strcmp(name, "data") != 0 && strcmp(name, "frame") != 0 && strcmp(name, "text") != 0 &&
-                strcmp(name, "error") != 0 && strcmp(name, "rejected") != 0 && strcmp(name, "reply") != 0) {
+                strcmp(name, "error") != 0 && strcmp(name, "rejected") != 0 && strcmp(name, "reply") != 0 &&
+                strcmp(name, "text_from") != 0) {
                 CHECK(decode_vector(name, f, want + 8, (uint32_t)(want_len - 9)) == 0, "decode short %s", name);
                 CHECK(decode_vector(name, f, want + 8, (uint32_t)(want_len - 7)) == 0, "decode long %s", name);
             }

@@ -251,6 +251,37 @@ class Client:
         conn.send(p.Text(id=rid, text=text))
         return self._answer(rid, (p.Text,), None).text
 
+    def send_text(self, to: str, text: str) -> bool:
+        """Delivers ``text`` to whichever client holds the name ``to`` (a device, or a program
+        following events under that name). True if delivered, False if nobody holds the name or
+        the receiver is not reading."""
+        conn = self._connect()
+        rid = conn.next_id()
+        conn.send(p.TextTo(id=rid, to=to, text=text))
+        return self._answer(rid, (p.Delivery,), None).status == p.DELIVERED
+
+    def events(self, kinds=(), prefix: str = "", name: str = ""):
+        """Follows the hub's events from now on: returns an iterator of ``protocol.Event``
+        (``.kind``, ``.field("path")``...), and, with ``name``, of ``protocol.TextFrom`` for texts
+        addressed to that name. The follow is in effect when this returns. Use a Client of its
+        own for it (other requests on it would see the events).
+
+        Raises HubError (Forbidden) if the token may not follow events."""
+        conn = self._connect()
+        conn.send(p.Follow(name=name, prefix=prefix, kinds=tuple(kinds)))
+        conn.expect(p.Following, timeout=self.timeout)
+        return self._follow(conn)
+
+    def _follow(self, conn):
+        while True:
+            try:
+                msg = conn.recv(30.0)
+            except Timeout:
+                conn.ping()  # keeps the hub's idle timeout away
+                continue
+            if isinstance(msg, (p.Event, p.TextFrom)):
+                yield msg
+
     def command(self, device: str, verb: str, *args: str, timeout: Optional[float] = None) -> str:
         """Runs ``verb args`` on the device named ``device`` (through the hub) and returns its
         answer as text.

@@ -49,6 +49,8 @@ class Device:
         self.token = token
         self.timeout = timeout
         self.handlers: Dict[str, Handler] = {}
+        #: Called as ``on_text(from_, text)`` for each text addressed to this device's name.
+        self.on_text = None
         self.reconnects = 0
         self.answered = 0
         self.registered = False
@@ -111,6 +113,8 @@ class Device:
                     conn.send(self._answer(msg))
                     self.answered += 1
                     listening_since = time.monotonic()
+                elif isinstance(msg, p.TextFrom) and self.on_text is not None:
+                    self.on_text(msg.from_, msg.text)
             except Timeout:
                 self._keepalive(conn, listening_since)
             except (FramewireError, OSError) as e:

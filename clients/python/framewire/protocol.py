@@ -193,6 +193,28 @@ TEXT = _RestText()
 STR16_LIST = _Str16List()
 
 
+class _PairList:
+    """u16 count, then that many (str16 name, str16 value) (Event.fields)."""
+
+    def put(self, out: bytearray, v) -> None:
+        U16.put(out, len(v))
+        for k, val in v:
+            STR16.put(out, k)
+            STR16.put(out, val)
+
+    def get(self, b: memoryview, off: int):
+        n, off = U16.get(b, off)
+        items = []
+        for _ in range(n):
+            k, off = STR16.get(b, off)
+            val, off = STR16.get(b, off)
+            items.append((k, val))
+        return tuple(items), off
+
+
+PAIRS = _PairList()
+
+
 @dataclass(frozen=True)
 class ListEntry:
     """One stored file in a ListPage."""
@@ -559,7 +581,89 @@ class Subscribed:
     LAYOUT: ClassVar[tuple] = (("stream", STR16), ("window", U16))
 
 
+@dataclass
+class TextTo:
+    """C→H: deliver ``text`` to whichever client holds the name ``to``; answered with Delivery."""
+
+    id: int
+    to: str
+    text: str
+    TYPE: ClassVar[int] = 0x0011
+    LAYOUT: ClassVar[tuple] = (("id", U32), ("to", STR16), ("text", TEXT))
+
+
+#: Delivery.status values.
+DELIVERED, NO_RECEIVER, RECEIVER_BUSY = 0, 1, 2
+
+
+@dataclass
+class Delivery:
+    """H→C: what became of a TextTo (0 delivered, 1 no such receiver, 2 receiver busy)."""
+
+    id: int
+    status: int
+    TYPE: ClassVar[int] = 0x0012
+    LAYOUT: ClassVar[tuple] = (("id", U32), ("status", _Enum8(2)))
+
+
+@dataclass
+class TextFrom:
+    """H→receiver: a text addressed to a name this connection holds."""
+
+    from_: str
+    to: str
+    text: str
+    TYPE: ClassVar[int] = 0x0013
+    LAYOUT: ClassVar[tuple] = (("from_", STR16), ("to", STR16), ("text", TEXT))
+
+
+@dataclass
+class Follow:
+    """C→H: send me the hub's events (``kinds``, ``prefix`` filter), and texts addressed to ``name``."""
+
+    name: str
+    prefix: str
+    kinds: Tuple[str, ...] = ()
+    TYPE: ClassVar[int] = 0x0050
+    LAYOUT: ClassVar[tuple] = (("name", STR16), ("prefix", STR16), ("kinds", STR16_LIST))
+
+    def __post_init__(self):
+        self.kinds = tuple(self.kinds)
+
+
+@dataclass
+class Following:
+    """H→C: the Follow is in effect."""
+
+    name: str
+    TYPE: ClassVar[int] = 0x0051
+    LAYOUT: ClassVar[tuple] = (("name", STR16),)
+
+
+@dataclass
+class Event:
+    """H→follower: one thing that happened (``kind``, named text ``fields``); ``dropped``: events
+    missed just before it."""
+
+    time_us: int
+    dropped: int
+    kind: str
+    fields: Tuple[Tuple[str, str], ...] = ()
+    TYPE: ClassVar[int] = 0x0052
+    LAYOUT: ClassVar[tuple] = (("time_us", I64), ("dropped", U32), ("kind", STR16), ("fields", PAIRS))
+
+    def __post_init__(self):
+        self.fields = tuple(tuple(f) for f in self.fields)
+
+    def field(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        for k, v in self.fields:
+            if k == name:
+                return v
+        return default
+
+
 MESSAGE_CLASSES = (
+    TextTo, Delivery, TextFrom, Follow, Following, Event,
     Hello, Welcome, Error, Ping, Pong, Text, Command, Reply, RegisterDevice, Registered, Offer,
     Accept, Data, End, Stored, Rejected, Cancel, Get, FileInfo, List, ListPage, Frame, Subscribe,
     Unsubscribe, FrameAck, Publish, Subscribed,

@@ -29,6 +29,8 @@ def message_from_fields(cls, fields):
             values[key[: -len("_hex")]] = bytes.fromhex(value)
         elif layout.get(key) is p.HASH:
             values[key] = bytes.fromhex(value)
+        elif key == "from":
+            values["from_"] = value
         elif key == "entries":
             values[key] = [p.ListEntry(**dict(e, hash=bytes.fromhex(e["hash"]))) for e in value]
         else:

@@ -95,6 +95,8 @@ enum Command {
     Get(cmd::get::Args),
     /// Send a text message; prints the hub's answer.
     Msg(cmd::msg::Args),
+    /// Follow the hub's events: one line per file stored, text, device, stream, command.
+    Events(cmd::events::Args),
     /// Measure the round trip to the hub and the offset between its clock and ours.
     Ping(cmd::ping::Args),
     /// Publish a live stream (camera, folder, MJPEG, test pattern) and answer commands as a device.
@@ -199,6 +201,7 @@ fn main() -> ExitCode {
             Command::Ls(a) => cmd::ls::run(&global, a).await,
             Command::Get(a) => cmd::get::run(&global, a).await,
             Command::Msg(a) => cmd::msg::run(&global, a).await,
+            Command::Events(a) => cmd::events::run(&global, a).await,
             Command::Ping(a) => cmd::ping::run(&global, a).await,
             Command::Stream(a) => cmd::stream::run(&global, a).await,
             Command::Watch(a) => cmd::watch::run(&global, a).await,

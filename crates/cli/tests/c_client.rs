@@ -439,3 +439,48 @@ fn c_device_answers_capture_and_status() {
     );
     device.line(&device.out, T, "command launch -> failed");
 }
+
+/// Issue 11: a C device sends a text to a program that follows events under a name, and receives
+/// a text addressed to its device name.
+#[test]
+fn c_device_sends_a_text_to_a_named_program_and_receives_one() {
+    build_c();
+    let hub = Hub::start();
+    let program = Proc::spawn(Command::new(BIN).args([
+        "--server",
+        &hub.addr(),
+        "events",
+        "--name",
+        "prog",
+        "--kind",
+        "none",
+    ]));
+    program.line(&program.err, T, "following events");
+    let device = Proc::spawn(hub.c_example("device").arg("c-talk"));
+    device.line(&device.out, T, "registered as device c-talk");
+
+    let out = cmd(&hub, "c-talk", &["tell", "prog", "hello from C"]);
+    assert!(out.status.success(), "tell: {}", out.stderr);
+    device.line(&device.out, T, "told prog: delivered");
+    program.line(
+        &program.out,
+        T,
+        "text from=c-talk to=prog text=hello from C",
+    );
+
+    let out = run(
+        Command::new(BIN).args([
+            "--server",
+            &hub.addr(),
+            "--name",
+            "prog",
+            "msg",
+            "--to",
+            "c-talk",
+            "hi device",
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "msg --to: {}", out.stderr);
+    device.line(&device.out, T, "text from prog: hi device");
+}

@@ -4,8 +4,12 @@
 
 #[path = "cli/doors.rs"]
 mod doors;
+#[path = "cli/events.rs"]
+mod events;
 #[path = "cli/live.rs"]
 mod live;
+#[path = "cli/mqtt.rs"]
+mod mqtt;
 #[path = "cli/shutdown.rs"]
 mod shutdown;
 #[path = "cli/tls.rs"]

@@ -25,6 +25,7 @@
 mod client;
 mod download;
 mod error;
+mod events;
 mod live;
 mod plan;
 mod tls;
@@ -34,6 +35,7 @@ mod upload;
 pub use client::{Client, ConnectOptions, PingResult};
 pub use download::GetResult;
 pub use error::{ClientError, Result};
+pub use events::{EventFilter, Events, Followed};
 pub use live::{
     CommandReply, DeviceCommand, FrameSink, LinkSnapshot, PublishOptions, Publisher,
     PublisherSnapshot, ReceivedFrame, Subscriber,
@@ -45,4 +47,7 @@ pub use upload::{
 };
 
 /// The protocol types this API exposes (listing entries, stored status, error codes...).
-pub use framewire_proto::{frame_format, ErrorCode, ListEntry, ReplyStatus, StoredStatus, Welcome};
+pub use framewire_proto::{
+    frame_format, DeliveryStatus, ErrorCode, Event, ListEntry, ReplyStatus, StoredStatus, TextFrom,
+    Welcome,
+};

@@ -275,6 +275,62 @@ fn examples() -> Vec<(&'static str, Message, Value)> {
             }),
             json!({"stream": "cam", "window": 1}),
         ),
+        (
+            "text_to",
+            Message::TextTo(TextTo {
+                id: 8,
+                to: "sorter".into(),
+                text: "hi".into(),
+            }),
+            json!({"id": 8, "to": "sorter", "text": "hi"}),
+        ),
+        (
+            "delivery",
+            Message::Delivery(Delivery {
+                id: 8,
+                status: DeliveryStatus::NoReceiver,
+            }),
+            json!({"id": 8, "status": 1}),
+        ),
+        (
+            "text_from",
+            Message::TextFrom(TextFrom {
+                from: "cam-1".into(),
+                to: "sorter".into(),
+                text: "hi".into(),
+            }),
+            json!({"from": "cam-1", "to": "sorter", "text": "hi"}),
+        ),
+        (
+            "follow",
+            Message::Follow(Follow {
+                name: "sorter".into(),
+                prefix: "photos/".into(),
+                kinds: vec!["stored".into(), "message".into()],
+            }),
+            json!({"name": "sorter", "prefix": "photos/", "kinds": ["stored", "message"]}),
+        ),
+        (
+            "following",
+            Message::Following(Following {
+                name: "sorter".into(),
+            }),
+            json!({"name": "sorter"}),
+        ),
+        (
+            "event",
+            Message::Event(Event {
+                time_us: 1_700_000_000_000_000,
+                dropped: 2,
+                kind: "stored".into(),
+                fields: vec![
+                    ("path".into(), "photos/a.jpg".into()),
+                    ("size".into(), "5".into()),
+                ],
+            }),
+            json!({"time_us": 1_700_000_000_000_000i64, "dropped": 2, "kind": "stored",
+                   "fields": [["path", "photos/a.jpg"], ["size", "5"]]}),
+        ),
     ]
 }
 
@@ -820,6 +876,53 @@ fn arb_of_kind(k: u16) -> BoxedStrategy<Message> {
                 })
             })
             .boxed(),
+        kind::TEXT_TO => (any::<u32>(), arb_string(), arb_string())
+            .prop_map(|(id, to, text)| Message::TextTo(TextTo { id, to, text }))
+            .boxed(),
+        kind::DELIVERY => (any::<u32>(), 0u8..3)
+            .prop_map(|(id, s)| {
+                let status = match s {
+                    0 => DeliveryStatus::Delivered,
+                    1 => DeliveryStatus::NoReceiver,
+                    _ => DeliveryStatus::ReceiverBusy,
+                };
+                Message::Delivery(Delivery { id, status })
+            })
+            .boxed(),
+        kind::TEXT_FROM => (arb_string(), arb_string(), arb_string())
+            .prop_map(|(from, to, text)| Message::TextFrom(TextFrom { from, to, text }))
+            .boxed(),
+        kind::FOLLOW => (
+            arb_string(),
+            arb_string(),
+            proptest::collection::vec(arb_string(), 0..4),
+        )
+            .prop_map(|(name, prefix, kinds)| {
+                Message::Follow(Follow {
+                    name,
+                    prefix,
+                    kinds,
+                })
+            })
+            .boxed(),
+        kind::FOLLOWING => arb_string()
+            .prop_map(|name| Message::Following(Following { name }))
+            .boxed(),
+        kind::EVENT => (
+            any::<i64>(),
+            any::<u32>(),
+            arb_string(),
+            proptest::collection::vec((arb_string(), arb_string()), 0..4),
+        )
+            .prop_map(|(time_us, dropped, kind, fields)| {
+                Message::Event(Event {
+                    time_us,
+                    dropped,
+                    kind,
+                    fields,
+                })
+            })
+            .boxed(),
         other => panic!("no strategy for message type 0x{other:04x}: add one to arb_of_kind"),
     }
 }
@@ -832,7 +935,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
 #[test]
 fn every_kind_has_a_strategy() {
     let kinds = all_kinds();
-    assert_eq!(kinds.len(), 27);
+    assert_eq!(kinds.len(), 33);
     for k in kinds {
         let _ = arb_of_kind(k);
     }

@@ -25,8 +25,11 @@ impl Perms {
     pub const COMMAND: Perms = Perms(16);
     /// Everything, including metrics.
     pub const ADMIN: Perms = Perms(32);
+    /// Follow the hub's events (`Follow`: files stored, texts, devices, streams, commands) and
+    /// receive texts under a name.
+    pub const EVENTS: Perms = Perms(64);
     /// Every permission.
-    pub const ALL: Perms = Perms(63);
+    pub const ALL: Perms = Perms(127);
 
     /// Whether these permissions include `p` (admin includes everything).
     pub fn allows(self, p: Perms) -> bool {
@@ -42,6 +45,7 @@ impl Perms {
             Perms::SUBSCRIBE => "subscribe",
             Perms::COMMAND => "command",
             Perms::ADMIN => "admin",
+            Perms::EVENTS => "events",
             _ => "several permissions",
         }
     }
@@ -57,6 +61,7 @@ impl Perms {
             Perms::PUBLISH,
             Perms::SUBSCRIBE,
             Perms::COMMAND,
+            Perms::EVENTS,
         ];
         let held: Vec<&str> = all
             .into_iter()
@@ -78,6 +83,7 @@ impl Perms {
             "subscribe" => Perms::SUBSCRIBE,
             "command" => Perms::COMMAND,
             "admin" => Perms::ADMIN,
+            "events" => Perms::EVENTS,
             "all" => Perms::ALL,
             _ => return None,
         })

@@ -51,6 +51,7 @@ pub struct HubBuilder {
     http: Option<Bind>,
     raw: Option<(Bind, DoorPolicy)>,
     udp: Option<(String, DoorPolicy)>,
+    mqtt: Option<doors::mqtt::MqttSettings>,
 }
 
 impl HubBuilder {
@@ -65,6 +66,7 @@ impl HubBuilder {
             http: None,
             raw: None,
             udp: None,
+            mqtt: None,
         }
     }
 
@@ -116,6 +118,12 @@ impl HubBuilder {
         self
     }
 
+    /// The MQTT door: publish events to a broker and take commands from it.
+    pub fn mqtt(mut self, settings: doors::mqtt::MqttSettings) -> Self {
+        self.mqtt = Some(settings);
+        self
+    }
+
     /// Opens the data folder (repairing the index from the disk), binds every door and starts
     /// serving.
     ///
@@ -132,6 +140,7 @@ impl HubBuilder {
             http,
             raw,
             udp,
+            mqtt,
         } = self;
         let raw_access = match &raw {
             Some((_, p)) => Some(p.resolve("raw", &config.tokens)?),
@@ -139,6 +148,13 @@ impl HubBuilder {
         };
         let udp_access = match &udp {
             Some((_, p)) => Some(p.resolve("udp", &config.tokens)?),
+            None => None,
+        };
+        let mqtt_access = match &mqtt {
+            Some(m) => {
+                m.broker().map_err(ServerError::Door)?;
+                Some(m.policy.resolve("mqtt", &config.tokens)?)
+            }
             None => None,
         };
         let dir = config.data_dir.clone();
@@ -168,6 +184,7 @@ impl HubBuilder {
             devices: Default::default(),
             clients: Default::default(),
             events,
+            receivers: Default::default(),
             udp: Default::default(),
             next_conn: Default::default(),
         });
@@ -245,6 +262,19 @@ impl HubBuilder {
         }
         if let (Some(u), Some(access)) = (udp, udp_access) {
             accepting.spawn(doors::udp::receive(u, access, Arc::clone(&hub)));
+        }
+        let mut banner = banner;
+        if let (Some(m), Some(access)) = (mqtt, mqtt_access) {
+            banner.push(format!("mqtt: {} (topics under {}/)", m.url, m.prefix));
+            banner.push(format!("access: mqtt: {}", access.describe()));
+            accepting.spawn(doors::mqtt::run(m, access, Arc::clone(&hub)));
+        }
+        if hub.config.hooks.any() {
+            accepting.spawn(crate::hooks::run(
+                hub.config.hooks.clone(),
+                Arc::clone(&hub.events),
+                hub.gate.stop.clone(),
+            ));
         }
         Ok(RunningHub {
             hub,

@@ -57,6 +57,8 @@ pub struct Config {
     /// An accepted offer whose connection sends no file data for this long is withdrawn (its path
     /// released for others, the client told `Rejected{Timeout}`).
     pub offer_timeout: Duration,
+    /// Programs run for each stored file and text message.
+    pub hooks: crate::hooks::Hooks,
 }
 
 impl Config {
@@ -85,6 +87,7 @@ impl Config {
             allowed_hosts: Vec::new(),
             memory_budget: 256 << 20,
             offer_timeout: Duration::from_secs(30),
+            hooks: Default::default(),
         }
     }
 }

@@ -102,12 +102,17 @@ impl DeviceRegistry {
         Ok(())
     }
 
-    /// Forgets every device of connection `conn` and fails its waiting commands.
-    pub(crate) fn unregister_conn(&self, conn: u64) {
-        self.devices
-            .lock()
-            .unwrap()
-            .retain(|_, d| d.holder.conn != conn);
+    /// Forgets every device of connection `conn` and fails its waiting commands. Returns the
+    /// names it held.
+    pub(crate) fn unregister_conn(&self, conn: u64) -> Vec<String> {
+        let mut gone_names = Vec::new();
+        self.devices.lock().unwrap().retain(|n, d| {
+            let keep = d.holder.conn != conn;
+            if !keep {
+                gone_names.push(n.clone());
+            }
+            keep
+        });
         let mut waiting = self.waiting.lock().unwrap();
         let gone: Vec<u32> = waiting
             .iter()
@@ -122,6 +127,16 @@ impl DeviceRegistry {
                 });
             }
         }
+        gone_names
+    }
+
+    /// The outgoing queue of the connection holding device `name`.
+    pub(crate) fn outbox(&self, name: &str) -> Option<Outbox> {
+        self.devices
+            .lock()
+            .unwrap()
+            .get(name)
+            .map(|d| d.out.clone())
     }
 
     /// Connected devices, by name.

@@ -31,6 +31,8 @@ pub mod doors;
 mod error;
 pub mod events;
 pub mod gate;
+pub mod hooks;
+pub mod receivers;
 pub mod stats;
 pub mod store;
 pub mod streams;
@@ -57,6 +59,7 @@ pub(crate) struct Hub {
     pub(crate) devices: devices::DeviceRegistry,
     pub(crate) clients: clients::ClientRegistry,
     pub(crate) events: Arc<events::EventLog>,
+    pub(crate) receivers: receivers::Receivers,
     pub(crate) udp: doors::udp::UdpStats,
     next_conn: std::sync::atomic::AtomicU64,
 }

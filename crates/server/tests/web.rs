@@ -248,7 +248,7 @@ async fn listings_page_and_filter() {
         ev.as_array()
             .unwrap()
             .iter()
-            .any(|e| e["kind"] == "upload" && e["text"].as_str().unwrap().contains("a/4.png")),
+            .any(|e| e["kind"] == "stored" && e["text"].as_str().unwrap().contains("a/4.png")),
         "{ev}"
     );
 

@@ -2,6 +2,7 @@
 
 pub mod command;
 pub mod demo;
+pub mod events;
 pub mod get;
 pub mod ls;
 pub mod msg;

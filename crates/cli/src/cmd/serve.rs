@@ -29,7 +29,8 @@ pub struct Args {
     #[arg(long = "allowed-host", value_name = "NAME")]
     allowed_hosts: Vec<String>,
     /// Require tokens from FILE: one `TOKEN NAME PERMISSION[,PERMISSION...]` per line, permissions
-    /// among upload, download, publish, subscribe, command, admin.
+    /// among upload, download, publish, subscribe, command, events (follow the hub's events and
+    /// receive texts under a name), admin.
     #[arg(long = "tokens", value_name = "FILE")]
     tokens_file: Option<PathBuf>,
     #[command(flatten)]
@@ -230,6 +231,50 @@ pub struct SimpleDoors {
         help_heading = "Doors for simple devices"
     )]
     udp_allow: Vec<framewire_server::Cidr>,
+    /// Run PROGRAM for each stored file: `PROGRAM PATH SIZE HASH SENDER`, also as FRAMEWIRE_PATH,
+    /// FRAMEWIRE_SIZE, FRAMEWIRE_HASH, FRAMEWIRE_SENDER (no shell; stdin empty). Never delays the
+    /// upload's acknowledgement.
+    #[arg(long, value_name = "PROGRAM", help_heading = "Programs that react")]
+    on_upload: Option<std::path::PathBuf>,
+    /// Run PROGRAM for each text message: `PROGRAM FROM TO TEXT`, also as FRAMEWIRE_FROM,
+    /// FRAMEWIRE_TO, FRAMEWIRE_TEXT.
+    #[arg(long, value_name = "PROGRAM", help_heading = "Programs that react")]
+    on_message: Option<std::path::PathBuf>,
+    /// Publish events to this MQTT broker and take device commands from it (mqtt://HOST:PORT).
+    #[arg(long, value_name = "URL", help_heading = "Programs that react")]
+    mqtt: Option<String>,
+    /// Topic prefix for MQTT.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "framewire",
+        help_heading = "Programs that react"
+    )]
+    mqtt_prefix: String,
+    /// On a hub with tokens: the token name whose permissions apply to commands from MQTT.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "mqtt",
+        help_heading = "Programs that react"
+    )]
+    mqtt_as: Option<String>,
+    /// Most hook programs running at once.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4,
+        help_heading = "Programs that react"
+    )]
+    hook_concurrency: usize,
+    /// A hook program still running after this many seconds is killed.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30.0,
+        help_heading = "Programs that react"
+    )]
+    hook_timeout: f64,
 }
 
 /// Runs the hub until a signal asks it to stop.
@@ -251,6 +296,12 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         .into());
     }
     config.allowed_hosts = args.allowed_hosts.clone();
+    config.hooks = framewire_server::hooks::Hooks {
+        on_upload: args.doors.on_upload.clone(),
+        on_message: args.doors.on_message.clone(),
+        concurrency: args.doors.hook_concurrency,
+        time_limit: std::time::Duration::from_secs_f64(args.doors.hook_timeout.max(0.001)),
+    };
     config.tokens = framewire_server::auth::Tokens::from_flags(&global.tokens);
     if let Some(f) = &args.tokens_file {
         config.tokens.load_file(f)?;
@@ -293,6 +344,16 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             allow: d.udp_allow.clone(),
         };
         hub = hub.udp(a, policy);
+    }
+    if let Some(url) = &d.mqtt {
+        hub = hub.mqtt(framewire_server::doors::mqtt::MqttSettings {
+            url: url.clone(),
+            prefix: d.mqtt_prefix.clone(),
+            policy: DoorPolicy {
+                act_as: d.mqtt_as.clone(),
+                allow: Vec::new(),
+            },
+        });
     }
     let hub = start(hub, &args.data).await?;
     let which = tokio::select! {

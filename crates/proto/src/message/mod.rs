@@ -14,6 +14,7 @@
 
 mod commands;
 mod error_code;
+mod events;
 mod files;
 mod listing;
 mod live;
@@ -23,6 +24,7 @@ use bytes::{BufMut, Bytes};
 
 pub use commands::{Command, RegisterDevice, Registered, Reply, ReplyStatus, Text};
 pub use error_code::ErrorCode;
+pub use events::{Delivery, DeliveryStatus, Event, Follow, Following, TextFrom, TextTo};
 pub use files::{
     encode_data_head, offer_flags, Accept, Cancel, Data, End, FileInfo, Get, Offer, Rejected,
     Stored, StoredStatus, DATA_PREFIX_LEN,
@@ -156,6 +158,12 @@ messages! {
     Pong(Pong) = PONG,
     /// Either way: a short text message; the hub answers with a text of the same id.
     Text(Text) = TEXT,
+    /// Client → hub: a text for the client holding a name; answered with `Delivery`.
+    TextTo(TextTo) = TEXT_TO,
+    /// Hub → client: what became of a `TextTo`.
+    Delivery(Delivery) = DELIVERY,
+    /// Hub → receiver: a text addressed to a name this connection holds.
+    TextFrom(TextFrom) = TEXT_FROM,
     /// Client → hub → device: run a command on a named device.
     Command(Command) = COMMAND,
     /// Device → hub → client: a command's outcome.
@@ -198,6 +206,12 @@ messages! {
     Publish(Publish) = PUBLISH,
     /// Hub → client (version 2): the subscription is in effect, with the window granted.
     Subscribed(Subscribed) = SUBSCRIBED,
+    /// Client → hub: send me the hub's events (filtered), and texts addressed to a name.
+    Follow(Follow) = FOLLOW,
+    /// Hub → client: the `Follow` is in effect.
+    Following(Following) = FOLLOWING,
+    /// Hub → follower: one thing that happened.
+    Event(Event) = EVENT,
 }
 
 impl Message {

@@ -2,12 +2,13 @@
 //!
 //! | permission | messages |
 //! |---|---|
-//! | (none) | Ping, Pong, Text, Cancel, Unsubscribe, FrameAck, Error |
+//! | (none) | Ping, Pong, Text, TextTo, Cancel, Unsubscribe, FrameAck, Error |
 //! | upload | Offer (checked by the upload pipeline), Data, End |
 //! | download | Get, List |
 //! | publish | RegisterDevice, Publish, Frame, Reply |
 //! | subscribe | Subscribe |
 //! | command | Command |
+//! | events | Follow |
 //!
 //! A refused request that has an id is answered for that id (`Rejected` for an Offer, `Error`
 //! otherwise) and the connection stays open; a refused live role closes the connection. So does a
@@ -36,6 +37,7 @@ impl Session {
             | Message::Frame(_)
             | Message::Reply(_) => (Perms::PUBLISH, None),
             Message::Subscribe(_) => (Perms::SUBSCRIBE, None),
+            Message::Follow(_) => (Perms::EVENTS, None),
             _ => return Ok(true),
         };
         if self.perms.allows(need) {
@@ -73,9 +75,8 @@ impl Session {
             Message::Text(t) => {
                 tracing::info!(from = %self.sender, text = %shown(&t.text), "message");
                 self.client.add_role(role::CONTROL);
-                self.hub
-                    .events
-                    .emit("message", &self.sender, t.text.clone());
+                let from = self.text_sender().to_owned();
+                self.hub.events.message(&self.sender, &from, "", &t.text);
                 self.send(Message::Text(Text {
                     id: t.id,
                     text: t.text,
@@ -88,6 +89,8 @@ impl Session {
             Message::Cancel(c) => self.cancel(c.id).await,
             Message::Get(g) => self.get(g).await,
             Message::List(l) => self.list(l).await,
+            Message::TextTo(t) => self.text_to(t).await,
+            Message::Follow(f) => self.follow(f).await?,
             Message::Command(c) => self.command(c),
             Message::RegisterDevice(d) => self.register_device(d).await?,
             Message::Reply(r) => {

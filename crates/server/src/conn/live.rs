@@ -120,9 +120,9 @@ impl Session {
         let from = self.sender.clone();
         self.tasks.spawn(async move {
             tracing::info!(%from, device = %shown(&c.target), command = %shown(&c.command), args = %shown(&c.args.join(" ")), "command");
-            let line = std::iter::once(c.command.as_str()).chain(c.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+            let args = c.args.clone();
             let o = hub.devices.call(&c.target, &c.command, c.args, hub.config.command_timeout).await;
-            hub.events.emit("command", &from, format!("{} {line} → {:?}: {}", c.target, o.status, String::from_utf8_lossy(&o.body)));
+            hub.events.command(&from, &c.target, &c.command, &args, &o);
             let reply = Message::Reply(Reply { id: c.id, status: o.status, body: o.body });
             if let Ok(b) = reply.to_bytes() {
                 let _ = out.send(Out::Msg(b)).await;
@@ -164,9 +164,7 @@ impl Session {
             .map_err(|why| super::Fatal::new(framewire_proto::ErrorCode::Forbidden, why))?;
         stream.publishers.fetch_add(1, Ordering::Relaxed);
         self.client.add_role(role::PUBLISHER);
-        self.hub
-            .events
-            .emit("stream", &self.sender, format!("publishing {}", p.stream));
+        self.hub.events.stream(&self.sender, &p.stream, true);
         tracing::info!(stream = %shown(&p.stream), from = %self.sender, max_latency_ms = p.max_latency_ms, "publisher joined");
         self.publishing.insert(
             p.stream,
@@ -247,7 +245,7 @@ impl Session {
     /// `Forbidden` (fatal) when the name belongs to another connection or the token may not claim
     /// it.
     pub(super) async fn register_device(
-        &self,
+        &mut self,
         d: framewire_proto::RegisterDevice,
     ) -> Result<(), super::Fatal> {
         self.may_claim("device", &d.name)?;
@@ -283,11 +281,8 @@ impl Session {
             .map_err(|why| super::Fatal::new(framewire_proto::ErrorCode::Forbidden, why))?;
         tracing::info!(device = %shown(&d.name), from = %self.sender, "device registered");
         self.client.add_role(role::DEVICE);
-        self.hub.events.emit(
-            "device",
-            &self.sender,
-            format!("registered as device {}", d.name),
-        );
+        self.hub.events.device(&self.sender, &d.name, true);
+        self.own_name = Some(d.name);
         Ok(())
     }
 

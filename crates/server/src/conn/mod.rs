@@ -9,6 +9,7 @@
 
 mod dispatch;
 mod download;
+mod follow;
 mod handshake;
 mod live;
 mod session;

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::live::{Publishing, Subscription};
 use super::upload::Uploads;
-use super::writer::{write_loop, Out, Outbox};
+use super::writer::{write_loop, NotSent, Out, Outbox};
 use super::{now_us, Fatal};
 use crate::auth::{Claimant, Identity, Perms};
 use crate::clients::ClientEntry;
@@ -59,9 +59,15 @@ pub(super) struct Session {
     /// The memory charged for the message being read (a large body), handed to whatever keeps
     /// its bytes (a live frame) or returned once the message is handled.
     pub(super) charge: Option<Charge>,
+    /// An answer could not be queued for want of memory: close the connection.
+    pub(super) starved: std::sync::atomic::AtomicBool,
     /// When this connection last sent file data (or its first offer): accepted offers left
     /// without data past `offer_timeout` are withdrawn.
     pub(super) last_data: Instant,
+    /// The device or follower name this connection holds (the `from` of its texts).
+    pub(super) own_name: Option<String>,
+    /// The task forwarding the hub's events to this follower.
+    pub(super) following: Option<tokio::task::AbortHandle>,
 }
 
 /// How the read loop ended.
@@ -106,6 +112,7 @@ impl Session {
         let conn_id = hub.next_conn_id();
         let client = hub.clients.add(conn_id, name, peer.to_string(), now_us());
         let (out, out_rx) = Outbox::new(hub.gate.memory.clone());
+        let out = out.with_memory_wait(hub.config.write_timeout);
         let activity = Arc::new(Activity::default());
         let tokens = hub.config.tokens.enabled();
         let claimant = Claimant {
@@ -142,7 +149,10 @@ impl Session {
             gets: None,
             tasks: JoinSet::new(),
             charge: None,
+            starved: Default::default(),
             last_data: Instant::now(),
+            own_name: None,
+            following: None,
         };
         (session, writer)
     }
@@ -160,7 +170,11 @@ impl Session {
     pub(super) async fn send(&self, msg: Message) {
         match msg.to_bytes() {
             Ok(b) => {
-                let _ = self.out.send(Out::Msg(b)).await;
+                if self.out.send(Out::Msg(b)).await == Err(NotSent::Timeout) {
+                    // The memory budget stayed in use: the answer is lost, so the connection
+                    // must end (the read loop closes it with `Busy`).
+                    self.starved.store(true, Relaxed);
+                }
             }
             Err(e) => tracing::error!(error = %e, "could not encode a reply"),
         }
@@ -197,6 +211,14 @@ impl Session {
                         self.charge = None;
                         if let Err(f) = r {
                             return End::Fatal(f);
+                        }
+                        if self.starved.load(Relaxed) {
+                            let secs = self.hub.config.write_timeout.as_secs();
+                            tracing::warn!(from = %self.sender, "closing: no memory for an answer within {secs} s");
+                            return End::Fatal(Fatal::new(
+                                ErrorCode::Busy,
+                                format!("the hub's memory budget stayed in use for {secs} s; try again later"),
+                            ));
                         }
                     }
                     Ok(None) => break,
@@ -269,11 +291,20 @@ impl Session {
         for (_, sub) in self.subscriptions.drain() {
             sub.end();
         }
-        for (_, p) in self.publishing.drain() {
+        for (name, p) in self.publishing.drain() {
             p.stream.publishers.fetch_sub(1, Ordering::Relaxed);
+            if p.stream.held_by(self.conn_id) {
+                self.hub.events.stream(&self.sender, &name, false);
+            }
             p.stream.release(self.conn_id, now_us());
         }
-        self.hub.devices.unregister_conn(self.conn_id);
+        for name in self.hub.devices.unregister_conn(self.conn_id) {
+            self.hub.events.device(&self.sender, &name, false);
+        }
+        self.hub.receivers.release_conn(self.conn_id);
+        if let Some(f) = self.following.take() {
+            f.abort();
+        }
     }
 
     /// Ends the session: an unfinished upload keeps its bytes for resuming, commits already

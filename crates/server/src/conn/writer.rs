@@ -61,6 +61,9 @@ pub(crate) struct Outbox {
     tx: mpsc::Sender<Queued>,
     room: Arc<Semaphore>,
     memory: Memory,
+    /// The longest a message waits for the memory budget (then `Timeout`: a sender holding
+    /// memory itself must not wait for ever on others that do the same).
+    memory_wait: Duration,
 }
 
 /// Why a message was not queued.
@@ -93,7 +96,22 @@ impl Outbox {
     pub(crate) fn new(memory: Memory) -> (Outbox, mpsc::Receiver<Queued>) {
         let (tx, rx) = mpsc::channel(OUT_QUEUE);
         let room = Arc::new(Semaphore::new(OUT_BYTES));
-        (Outbox { tx, room, memory }, rx)
+        let memory_wait = Duration::from_secs(30);
+        (
+            Outbox {
+                tx,
+                room,
+                memory,
+                memory_wait,
+            },
+            rx,
+        )
+    }
+
+    /// Sets the longest a message waits for the memory budget.
+    pub(crate) fn with_memory_wait(mut self, wait: Duration) -> Outbox {
+        self.memory_wait = wait;
+        self
     }
 
     /// Queues `out`, waiting as long as it takes (until the writer gives up on a peer that does
@@ -120,7 +138,9 @@ impl Outbox {
             Out::Frame(..) => Charge::none(),
             Out::Msg(_) if n < SMALL_MSG => Charge::none(),
             Out::Msg(_) => {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let left = deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .min(self.memory_wait);
                 tokio::select! {
                     c = self.memory.charge(n, left) => c.map_err(|_| NotSent::Timeout)?,
                     _ = self.tx.closed() => return Err(NotSent::Closed),
@@ -137,6 +157,31 @@ impl Outbox {
             Ok(Err(_)) => Err(NotSent::Closed),
             Err(_) => Err(NotSent::Timeout),
         }
+    }
+
+    /// Queues `out` only if there is room now (`Timeout` when there is not).
+    pub(crate) fn try_send(&self, out: Out) -> Result<(), NotSent> {
+        if self.tx.is_closed() {
+            return Err(NotSent::Closed);
+        }
+        let n = out.len();
+        let room = Arc::clone(&self.room)
+            .try_acquire_many_owned(n.clamp(1, OUT_BYTES) as u32)
+            .map_err(|_| NotSent::Timeout)?;
+        let charge = match &out {
+            Out::Msg(_) if n >= SMALL_MSG => self.memory.try_charge(n).ok_or(NotSent::Timeout)?,
+            _ => Charge::none(),
+        };
+        self.tx
+            .try_send(Queued {
+                out,
+                _room: room,
+                _charge: charge,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => NotSent::Timeout,
+                mpsc::error::TrySendError::Closed(_) => NotSent::Closed,
+            })
     }
 
     /// Takes a place for one small message now (waiting for the queue, not for memory).

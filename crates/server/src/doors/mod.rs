@@ -7,6 +7,7 @@
 //! - [`udp`]: one datagram is one text message or one small frame.
 
 pub(crate) mod http;
+pub mod mqtt;
 pub(crate) mod native;
 pub mod raw;
 pub mod udp;

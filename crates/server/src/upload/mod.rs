@@ -291,11 +291,7 @@ impl Pipeline {
             _ => {
                 self.stats.file_stored(s.size, c.replaced_size, s.status);
                 tracing::debug!(%path, size = s.size, from = %sender, status = ?s.status, "stored");
-                self.events.emit(
-                    "upload",
-                    sender,
-                    format!("stored {path} ({} bytes)", s.size),
-                );
+                self.events.stored(sender, path.as_str(), s.size, &s.hash);
             }
         }
     }

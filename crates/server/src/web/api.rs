@@ -174,23 +174,13 @@ pub(crate) async fn command(
         .timeout_ms
         .map(|ms| Duration::from_millis(ms.min(60_000)))
         .unwrap_or(hub.config().command_timeout);
-    let line = std::iter::once(body.command.as_str())
-        .chain(body.args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let args = body.args.clone();
     let o = hub
         .devices()
         .call(&name, &body.command, body.args, timeout)
         .await;
-    hub.events().emit(
-        "command",
-        "http",
-        format!(
-            "{name} {line} → {:?}: {}",
-            o.status,
-            String::from_utf8_lossy(&o.body)
-        ),
-    );
+    hub.events()
+        .command("http", &name, &body.command, &args, &o);
     let status = match o.status {
         ReplyStatus::Ok => StatusCode::OK,
         ReplyStatus::Failed => StatusCode::BAD_GATEWAY,
@@ -216,7 +206,7 @@ pub(crate) async fn events(State(hub): State<HubHandle>) -> Json<Value> {
     Json(Value::Array(
         history
             .iter()
-            .map(|e| json!({ "time_us": e.time_us, "kind": e.kind, "client": e.client, "text": e.text }))
+            .map(|e| json!({ "time_us": e.time_us, "kind": e.kind, "client": e.client, "text": e.text, "fields": crate::events::fields_json(e) }))
             .collect(),
     ))
 }

@@ -189,7 +189,7 @@ pub(crate) async fn websocket(
 }
 
 fn event_json(e: &crate::events::Event) -> Value {
-    json!({ "type": "event", "time_us": e.time_us, "kind": e.kind, "client": e.client, "text": e.text })
+    json!({ "type": "event", "time_us": e.time_us, "kind": e.kind, "client": e.client, "text": e.text, "fields": crate::events::fields_json(e) })
 }
 
 fn stats_json(hub: &HubHandle, who: &crate::auth::Identity) -> Value {

@@ -203,7 +203,7 @@
   function handleMessage(msg) {
     if (msg.type === "event") {
       addEvent(msg);
-      if (msg.kind === "upload" && sock.live) refreshFilesSoon();
+      if (msg.kind === "stored" && sock.live) refreshFilesSoon();
     } else if (msg.type === "stats") {
       if (!sock.live) {
         sock.live = true;
@@ -649,7 +649,7 @@
   // ---- event log
 
   const eventsEl = $("events");
-  const KNOWN_KINDS = new Set(["connect", "disconnect", "upload", "reject", "message", "command", "device", "stream", "lagged"]);
+  const KNOWN_KINDS = new Set(["connect", "disconnect", "stored", "reject", "message", "command", "device", "stream", "lagged"]);
 
   function addEvent(e) {
     const li = el("li", "event");
