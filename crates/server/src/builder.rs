@@ -481,11 +481,7 @@ fn banner(
         out.push(format!("udp: {a}"));
     }
     for (door, a) in &addrs.legacy {
-        out.push(format!(
-            "legacy {}: {a} ({})",
-            door.profile(),
-            door.describe()
-        ));
+        out.push(format!("legacy {}: {a}", door.describe()));
     }
     let token_doors = if addrs.http.is_some() {
         "native port and HTTP"
