@@ -68,8 +68,7 @@ echo "== seed 002: control process, a real framewire stream device"
 "$BIN" stream --server 127.0.0.1:$P --name cam --fps 5 --size 320x240 -q >"$work/cam.log" 2>&1 &
 cam=$!
 pids+=($cam)
-for _ in $(seq 100); do grep -q "device cam\|registered\|cam" "$work/hub.log" && [ -n "$(grep -l . "$work/hub.log")" ] && break; sleep 0.1; done
-sleep 1
+sleep 2 # the camera connects and registers as device cam
 printf 'c\nexit\n' | SEED_PORT=$P2 timeout 30 python3 "$here/seed002_control.py" >"$work/control.out"
 grep -q "Received" "$work/control.out" || { cat "$work/control.out"; fail "seed 002: c not answered Received"; }
 ls -R "$files" | grep -vE "seed00|^$|:$" | grep -qE "\.jpg$" || fail "seed 002: no picture stored"
