@@ -9,6 +9,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::doors::legacy::LegacyDoor;
 use crate::gate::{DoorAccess, DoorPolicy, Gate};
 use crate::store::{LocalStorage, ReconcileReport, Storage};
 use crate::tls::TlsIdentity;
@@ -52,6 +53,8 @@ pub struct HubBuilder {
     raw: Option<(Bind, DoorPolicy)>,
     udp: Option<(String, DoorPolicy)>,
     mqtt: Option<doors::mqtt::MqttSettings>,
+    legacy: Vec<(Bind, LegacyDoor)>,
+    legacy_policy: DoorPolicy,
 }
 
 impl HubBuilder {
@@ -67,6 +70,8 @@ impl HubBuilder {
             raw: None,
             udp: None,
             mqtt: None,
+            legacy: Vec::new(),
+            legacy_policy: DoorPolicy::default(),
         }
     }
 
@@ -124,6 +129,20 @@ impl HubBuilder {
         self
     }
 
+    /// A legacy door: the raw door playing a hand-written server's side of its conversation
+    /// (`door`'s profile), so that its clients work unchanged. Repeatable, one address each.
+    pub fn legacy(mut self, addr: impl Into<String>, door: LegacyDoor) -> Self {
+        self.legacy.push((Bind::Addr(addr.into()), door));
+        self
+    }
+
+    /// Who the legacy doors act as and who may use them (all of them: `--legacy-as`,
+    /// `--legacy-allow`).
+    pub fn legacy_policy(mut self, policy: DoorPolicy) -> Self {
+        self.legacy_policy = policy;
+        self
+    }
+
     /// Opens the data folder (repairing the index from the disk), binds every door and starts
     /// serving.
     ///
@@ -141,7 +160,14 @@ impl HubBuilder {
             raw,
             udp,
             mqtt,
+            legacy,
+            legacy_policy,
         } = self;
+        let legacy_access = if legacy.is_empty() {
+            None
+        } else {
+            Some(legacy_policy.resolve("legacy", &config.tokens)?)
+        };
         let raw_access = match &raw {
             Some((_, p)) => Some(p.resolve("raw", &config.tokens)?),
             None => None,
@@ -211,6 +237,11 @@ impl HubBuilder {
             Some((b, _)) => Some(b.bind("raw uploads").await?),
             None => None,
         };
+        let mut legacies = Vec::new();
+        for (b, door) in legacy {
+            let l = b.bind("a legacy door").await?;
+            legacies.push((local(&l)?, l, door));
+        }
         let udp = match udp {
             Some((addr, _)) => {
                 Some(
@@ -240,6 +271,7 @@ impl HubBuilder {
                 .as_ref()
                 .map(|u| u.local_addr().map_err(listen_error))
                 .transpose()?,
+            legacy: legacies.iter().map(|(a, _, d)| (d.clone(), *a)).collect(),
         };
         let banner = banner(
             &hub,
@@ -247,6 +279,7 @@ impl HubBuilder {
             tls.as_ref(),
             raw_access.as_ref(),
             udp_access.as_ref(),
+            legacy_access.as_ref(),
         );
 
         let mut accepting = JoinSet::new();
@@ -259,6 +292,16 @@ impl HubBuilder {
         }
         if let (Some(l), Some(access)) = (raw, raw_access) {
             accepting.spawn(doors::raw::accept(l, access, Arc::clone(&hub)));
+        }
+        if let Some(access) = legacy_access {
+            for (_, l, door) in legacies {
+                accepting.spawn(doors::legacy::accept(
+                    l,
+                    door,
+                    access.clone(),
+                    Arc::clone(&hub),
+                ));
+            }
         }
         if let (Some(u), Some(access)) = (udp, udp_access) {
             accepting.spawn(doors::udp::receive(u, access, Arc::clone(&hub)));
@@ -305,6 +348,7 @@ struct Addrs {
     http: Option<SocketAddr>,
     raw: Option<SocketAddr>,
     udp: Option<SocketAddr>,
+    legacy: Vec<(LegacyDoor, SocketAddr)>,
 }
 
 /// A hub serving in the background. It owns every listener and connection task; dropping it
@@ -355,6 +399,11 @@ impl RunningHub {
     /// The UDP door's address.
     pub fn udp_addr(&self) -> Option<SocketAddr> {
         self.addrs.udp
+    }
+
+    /// The legacy doors and their addresses, in the order they were added.
+    pub fn legacy_addrs(&self) -> &[(LegacyDoor, SocketAddr)] {
+        &self.addrs.legacy
     }
 
     /// With TLS: the SHA-256 of the hub's certificate, which clients pin.
@@ -423,6 +472,7 @@ fn banner(
     tls: Option<&TlsIdentity>,
     raw: Option<&DoorAccess>,
     udp: Option<&DoorAccess>,
+    legacy: Option<&DoorAccess>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let tokens = hub.config.tokens.enabled();
@@ -460,6 +510,9 @@ fn banner(
     if let Some(a) = addrs.udp {
         out.push(format!("udp: {a}"));
     }
+    for (door, a) in &addrs.legacy {
+        out.push(format!("legacy {}: {a}", door.describe()));
+    }
     let token_doors = if addrs.http.is_some() {
         "native port and HTTP"
     } else {
@@ -476,12 +529,16 @@ fn banner(
     if let Some(u) = udp {
         out.push(format!("access: udp: {}", u.describe()));
     }
+    if let Some(l) = legacy {
+        out.push(format!("access: legacy doors: {}", l.describe()));
+    }
     let exposed = addrs
         .native
         .iter()
         .chain(addrs.http.iter())
         .chain(addrs.raw.iter())
         .chain(addrs.udp.iter())
+        .chain(addrs.legacy.iter().map(|(_, a)| a))
         .any(|a| !a.ip().is_loopback());
     if !tokens && exposed {
         out.push(

@@ -45,6 +45,7 @@ use std::sync::Arc;
 
 pub use builder::{HubBuilder, Listener, RunningHub};
 pub use config::Config;
+pub use doors::legacy::{parse_legacy_flag, LegacyDoor, Profile as LegacyProfile};
 pub use error::ServerError;
 pub use gate::{Cidr, DoorPolicy};
 

@@ -133,10 +133,10 @@ async fn udp_datagrams_carry_messages_and_frames() {
     .to_bytes()
     .unwrap();
     client.send_to(&frame, addr).await.unwrap();
-    client
-        .send_to(b"garbage that is not a message", addr)
-        .await
-        .unwrap();
+    // Seed 003's UDP client: plain UTF-8, no header, is a text message from its sender.
+    client.send_to("温度 21.5".as_bytes(), addr).await.unwrap();
+    // Neither framewire nor UTF-8: dropped and counted.
+    client.send_to(b"\xff\xfe\x00garbage", addr).await.unwrap();
     client.send_to(&text[..text.len() - 2], addr).await.unwrap();
     let ping = Message::Ping(Ping {
         nonce: 1,
@@ -145,20 +145,10 @@ async fn udp_datagrams_carry_messages_and_frames() {
     .to_bytes()
     .unwrap();
     client.send_to(&ping, addr).await.unwrap();
+    let udp = hub.handle.udp_stats();
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     tokio::time::timeout(T, async {
-        while hub
-            .handle
-            .udp_stats()
-            .accepted
-            .load(std::sync::atomic::Ordering::Relaxed)
-            < 2
-            || hub
-                .handle
-                .udp_stats()
-                .ignored
-                .load(std::sync::atomic::Ordering::Relaxed)
-                < 3
-        {
+        while n(&udp.accepted) < 3 || n(&udp.ignored) < 2 || n(&udp.invalid_utf8) < 1 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -168,6 +158,9 @@ async fn udp_datagrams_carry_messages_and_frames() {
     assert!(events.iter().any(|e| e.kind == "message"
         && e.text == "door opened"
         && e.client.starts_with("udp@127.0.0.1")));
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "message" && e.text == "温度 21.5" && e.client == "udp@127.0.0.1"));
     assert_eq!(
         hub.handle
             .streams()
@@ -187,9 +180,10 @@ async fn udp_datagrams_carry_messages_and_frames() {
     let body = res.into_body().collect().await.unwrap().to_bytes();
     let metrics = String::from_utf8(body.to_vec()).unwrap();
     for want in [
-        "framewire_udp_datagrams_total{outcome=\"accepted\"} 2",
-        "framewire_udp_datagrams_total{outcome=\"ignored\"} 3",
+        "framewire_udp_datagrams_total{outcome=\"accepted\"} 3",
+        "framewire_udp_datagrams_total{outcome=\"ignored\"} 2",
         "framewire_udp_datagrams_total{outcome=\"refused\"} 0",
+        "framewire_udp_datagrams_total{outcome=\"invalid_utf8\"} 1",
     ] {
         assert!(
             metrics.lines().any(|l| l == want),

@@ -275,6 +275,24 @@ pub struct SimpleDoors {
         help_heading = "Programs that react"
     )]
     hook_timeout: f64,
+    /// A hand-written socket server's clients, unchanged: play PROFILE's server side on ADDR
+    /// (repeatable). PROFILE[:KEY=VALUE,...]=ADDR, e.g. `seed003-batch=0.0.0.0:9999`,
+    /// `seed001-stream:stream=cam=0.0.0.0:1998`. Profiles: seed000-image, seed000-chat,
+    /// seed001-stream, seed002-control, seed003-batch, seed004-stm32 (README: "Coming from a
+    /// hand-written socket server").
+    #[arg(
+        long,
+        value_name = "PROFILE=ADDR",
+        value_parser = framewire_server::parse_legacy_flag,
+        help_heading = "Doors for simple devices"
+    )]
+    legacy: Vec<(framewire_server::LegacyDoor, String)>,
+    /// On a hub with tokens: the token name whose permissions apply to the legacy doors.
+    #[arg(long, value_name = "NAME", help_heading = "Doors for simple devices")]
+    legacy_as: Option<String>,
+    /// Accept legacy-door connections only from these addresses (repeatable).
+    #[arg(long, value_name = "CIDR", help_heading = "Doors for simple devices")]
+    legacy_allow: Vec<framewire_server::Cidr>,
 }
 
 /// Runs the hub until a signal asks it to stop.
@@ -353,6 +371,15 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
                 act_as: d.mqtt_as.clone(),
                 allow: Vec::new(),
             },
+        });
+    }
+    for (door, a) in &d.legacy {
+        hub = hub.legacy(a, door.clone());
+    }
+    if !d.legacy.is_empty() {
+        hub = hub.legacy_policy(DoorPolicy {
+            act_as: d.legacy_as.clone(),
+            allow: d.legacy_allow.clone(),
         });
     }
     let hub = start(hub, &args.data).await?;

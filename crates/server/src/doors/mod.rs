@@ -4,9 +4,11 @@
 //! - [`native`]: the framewire protocol, plain TCP or TLS (the session itself is in `conn`);
 //! - [`http`]: the dashboard and HTTP API (axum over hyper, HTTPS with TLS);
 //! - [`raw`]: every byte of a TCP connection becomes one stored file;
-//! - [`udp`]: one datagram is one text message or one small frame.
+//! - [`udp`]: one datagram is one text message or one small frame;
+//! - [`legacy`]: the raw door playing a hand-written socket server's side of its conversation.
 
 pub(crate) mod http;
+pub mod legacy;
 pub mod mqtt;
 pub(crate) mod native;
 pub mod raw;

@@ -240,13 +240,14 @@ pub(crate) fn render(hub: &HubHandle) -> String {
         &mut o,
         "framewire_udp_datagrams_total",
         "counter",
-        "UDP datagrams, by outcome: accepted (text or frame), ignored (malformed, oversized, or a type UDP does not carry), refused (address or permission).",
+        "UDP datagrams, by outcome: accepted (text or frame), ignored (malformed, oversized, or a type UDP does not carry), refused (address or permission), invalid_utf8 (plain text that is not UTF-8).",
     );
     let udp = hub.udp_stats();
     for (outcome, n) in [
         ("accepted", &udp.accepted),
         ("ignored", &udp.ignored),
         ("refused", &udp.refused),
+        ("invalid_utf8", &udp.invalid_utf8),
     ] {
         let _ = writeln!(
             o,
