@@ -93,6 +93,8 @@ enum Command {
     Ls(cmd::ls::Args),
     /// Download a stored file (verified with BLAKE3).
     Get(cmd::get::Args),
+    /// Delete stored files (`--prefix` for a whole folder).
+    Rm(cmd::rm::Args),
     /// Send a text message; prints the hub's answer.
     Msg(cmd::msg::Args),
     /// Measure the round trip to the hub and the offset between its clock and ours.
@@ -198,6 +200,7 @@ fn main() -> ExitCode {
             Command::Send(a) => cmd::send::run(&global, a, progress).await,
             Command::Ls(a) => cmd::ls::run(&global, a).await,
             Command::Get(a) => cmd::get::run(&global, a).await,
+            Command::Rm(a) => cmd::rm::run(&global, a).await,
             Command::Msg(a) => cmd::msg::run(&global, a).await,
             Command::Ping(a) => cmd::ping::run(&global, a).await,
             Command::Stream(a) => cmd::stream::run(&global, a).await,

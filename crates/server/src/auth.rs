@@ -25,8 +25,10 @@ impl Perms {
     pub const COMMAND: Perms = Perms(16);
     /// Everything, including metrics.
     pub const ADMIN: Perms = Perms(32);
+    /// Delete stored files (native `Delete`, HTTP `DELETE`, `framewire rm`).
+    pub const DELETE: Perms = Perms(64);
     /// Every permission.
-    pub const ALL: Perms = Perms(63);
+    pub const ALL: Perms = Perms(127);
 
     /// Whether these permissions include `p` (admin includes everything).
     pub fn allows(self, p: Perms) -> bool {
@@ -42,6 +44,7 @@ impl Perms {
             Perms::SUBSCRIBE => "subscribe",
             Perms::COMMAND => "command",
             Perms::ADMIN => "admin",
+            Perms::DELETE => "delete",
             _ => "several permissions",
         }
     }
@@ -57,6 +60,7 @@ impl Perms {
             Perms::PUBLISH,
             Perms::SUBSCRIBE,
             Perms::COMMAND,
+            Perms::DELETE,
         ];
         let held: Vec<&str> = all
             .into_iter()
@@ -78,6 +82,7 @@ impl Perms {
             "subscribe" => Perms::SUBSCRIBE,
             "command" => Perms::COMMAND,
             "admin" => Perms::ADMIN,
+            "delete" => Perms::DELETE,
             "all" => Perms::ALL,
             _ => return None,
         })
@@ -225,7 +230,7 @@ impl Tokens {
     }
 
     /// Reads a tokens file: one `TOKEN NAME PERMISSION[,PERMISSION...] [names=PATTERN[,PATTERN...]]`
-    /// per line (`#` comments and blank lines allowed; permissions among upload, download, publish,
+    /// per line (`#` comments and blank lines allowed; permissions among upload, download, delete, publish,
     /// subscribe, command, admin, all). The optional `names=` column restricts the device and
     /// stream names the token may claim: each pattern is a name (`door`) or a prefix ending in `*`
     /// (`cam-*`); without it, any name. Example: `cam-token-0123456789 cam-1 publish names=cam-*,door`.

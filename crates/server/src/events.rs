@@ -14,8 +14,8 @@ const HISTORY: usize = 200;
 pub struct Event {
     /// When, µs since the Unix epoch.
     pub time_us: i64,
-    /// What kind: `connect`, `disconnect`, `upload`, `reject`, `message`, `command`, `device`,
-    /// `stream`.
+    /// What kind: `connect`, `disconnect`, `upload`, `reject`, `delete`, `expire`, `message`,
+    /// `command`, `device`, `stream`.
     pub kind: &'static str,
     /// Who (client name and address).
     pub client: String,

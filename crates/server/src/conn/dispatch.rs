@@ -5,6 +5,7 @@
 //! | (none) | Ping, Pong, Text, Cancel, Unsubscribe, FrameAck, Error |
 //! | upload | Offer (checked by the upload pipeline), Data, End |
 //! | download | Get, List |
+//! | delete | Delete (checked by the upload pipeline, which owns path leases) |
 //! | publish | RegisterDevice, Publish, Frame, Reply |
 //! | subscribe | Subscribe |
 //! | command | Command |
@@ -88,6 +89,7 @@ impl Session {
             Message::Cancel(c) => self.cancel(c.id).await,
             Message::Get(g) => self.get(g).await,
             Message::List(l) => self.list(l).await,
+            Message::Delete(d) => self.delete(d).await,
             Message::Command(c) => self.command(c),
             Message::RegisterDevice(d) => self.register_device(d).await?,
             Message::Reply(r) => {

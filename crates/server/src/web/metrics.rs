@@ -108,6 +108,18 @@ pub(crate) fn render(hub: &HubHandle) -> String {
             "Uploads of files already stored.",
             s.uploads_unchanged.load(Relaxed),
         ),
+        (
+            "framewire_files_deleted_total",
+            "counter",
+            "Stored files deleted by clients.",
+            s.files_deleted.load(Relaxed),
+        ),
+        (
+            "framewire_files_expired_total",
+            "counter",
+            "Stored files removed by the retention rules (--keep, --keep-size).",
+            s.files_expired.load(Relaxed),
+        ),
     ];
     for (name, kind, help, v) in simple {
         family(&mut o, name, kind, help);
