@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long = "allowed-host", value_name = "NAME")]
     allowed_hosts: Vec<String>,
     /// Require tokens from FILE: one `TOKEN NAME PERMISSION[,PERMISSION...]` per line, permissions
-    /// among upload, download, publish, subscribe, command, admin.
+    /// among upload, download, delete, publish, subscribe, command, admin.
     #[arg(long = "tokens", value_name = "FILE")]
     tokens_file: Option<PathBuf>,
     #[command(flatten)]
