@@ -91,7 +91,7 @@ enum Command {
     Send(cmd::send::Args),
     /// List files stored on the hub.
     Ls(cmd::ls::Args),
-    /// Download a stored file (verified with BLAKE3).
+    /// Download a stored file, or a folder with -r (verified with BLAKE3).
     Get(cmd::get::Args),
     /// Delete stored files (`--prefix` for a whole folder).
     Rm(cmd::rm::Args),
@@ -199,7 +199,7 @@ fn main() -> ExitCode {
             Command::Serve(a) => cmd::serve::run(&global, *a).await,
             Command::Send(a) => cmd::send::run(&global, a, progress).await,
             Command::Ls(a) => cmd::ls::run(&global, a).await,
-            Command::Get(a) => cmd::get::run(&global, a).await,
+            Command::Get(a) => cmd::get::run(&global, a, progress).await,
             Command::Rm(a) => cmd::rm::run(&global, a).await,
             Command::Msg(a) => cmd::msg::run(&global, a).await,
             Command::Ping(a) => cmd::ping::run(&global, a).await,

@@ -489,3 +489,101 @@ fn end_to_end_against_a_real_hub() {
     let status = hub.terminate(Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
 }
+
+/// Issue 12: `get -r` fetches a folder byte-identical, skips what is already there on a second
+/// run, and resumes a `.part` kept by an interrupted run (a killed client leaves exactly the
+/// prefix it had received in `NAME.part`).
+#[test]
+fn get_r_downloads_a_folder_skips_what_is_there_and_resumes_a_part() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("holiday");
+    std::fs::create_dir_all(src.join("day 2")).unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    std::fs::write(src.join("a.jpg"), b"first").unwrap();
+    std::fs::write(src.join("day 2/b.txt"), "bonjour").unwrap();
+    std::fs::write(src.join("empty"), b"").unwrap();
+    let hub = Hub::start(&tmp.path().join("data"));
+    hub.client().arg("send").arg(&src).assert().success();
+    // Not under the folder `holiday`, though it starts with the same letters.
+    let other = tmp.path().join("holidays");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("x"), b"x").unwrap();
+    hub.client().arg("send").arg(&other).assert().success();
+
+    let out_dir = tmp.path().join("out");
+    let out = hub
+        .client()
+        .args(["get", "-r", "holiday"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("4 downloaded, 0 already there"),
+        "{}",
+        stderr(&out)
+    );
+    let tree = |root: &Path| -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+        framewire_testkit::data::list_tree(root)
+            .into_iter()
+            .filter(|p| p.is_file())
+            .map(|p| {
+                (
+                    p.strip_prefix(root).unwrap().to_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(tree(&src).len(), 4);
+    assert!(
+        tree(&out_dir.join("holiday")) == tree(&src),
+        "byte-identical tree"
+    );
+    assert!(!out_dir.join("holidays").exists());
+
+    let out = hub
+        .client()
+        .args(["get", "-r", "holiday"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("0 downloaded, 4 already there"),
+        "{}",
+        stderr(&out)
+    );
+
+    // What an interrupted run leaves: the big file missing, its first 1 MB in big.bin.part.
+    std::fs::remove_file(out_dir.join("holiday/big.bin")).unwrap();
+    std::fs::write(out_dir.join("holiday/big.bin.part"), &big[..1_000_000]).unwrap();
+    let out = hub
+        .client()
+        .args(["get", "-r", "holiday/"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 downloaded, 3 already there")
+            && stderr(&out).contains("(resumed 1"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(out_dir.join("holiday/big.bin")).unwrap(), big);
+    assert!(!out_dir.join("holiday/big.bin.part").exists());
+
+    // A .part that does not match the stored file is started over, still verified.
+    std::fs::remove_file(out_dir.join("holiday/big.bin")).unwrap();
+    std::fs::write(out_dir.join("holiday/big.bin.part"), vec![7u8; 500_000]).unwrap();
+    let out = hub
+        .client()
+        .args(["get", "-r", "holiday"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(out_dir.join("holiday/big.bin")).unwrap(), big);
+}
