@@ -587,3 +587,26 @@ fn get_r_downloads_a_folder_skips_what_is_there_and_resumes_a_part() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(out_dir.join("holiday/big.bin")).unwrap(), big);
 }
+
+/// Issue 12: `watch` of a stream nobody publishes says so, and `--wait-timeout` ends it with a
+/// non-zero exit instead of waiting for ever.
+#[test]
+fn watch_of_an_unpublished_stream_says_so_and_gives_up_after_wait_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = Hub::start(&tmp.path().join("data"));
+    let started = Instant::now();
+    let out = hub
+        .client()
+        .args(["watch", "nosuch", "--wait-timeout", "1500ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("waiting for stream nosuch: no publisher yet"),
+        "{err}"
+    );
+    assert!(err.contains("nobody publishes it"), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
