@@ -24,6 +24,7 @@ struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = "Connection",
         env = "FRAMEWIRE_SERVER",
         default_value = "127.0.0.1:7878",
         value_name = "ADDR"
@@ -32,7 +33,7 @@ struct Cli {
 
     /// This client's name, recorded as the sender of uploaded files [default: the host name].
     /// With `serve` and `demo`, the hub's name; with `stream`, the stream's and device's name.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Connection")]
     name: Option<String>,
 
     /// Access token: clients present it; `serve` requires it (repeat for several tokens, each
@@ -40,6 +41,7 @@ struct Cli {
     #[arg(
         long = "token",
         global = true,
+        help_heading = "Connection",
         env = "FRAMEWIRE_TOKEN",
         hide_env_values = true,
         value_name = "TOKEN"
@@ -48,7 +50,7 @@ struct Cli {
 
     /// Connect with TLS. The hub's certificate is checked against --tls-fingerprint, --tls-ca, or
     /// else this system's CA certificates.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Connection")]
     tls: bool,
 
     /// Accept exactly the hub certificate with this SHA-256 (as `serve` prints it: AB:CD:... or
@@ -56,6 +58,7 @@ struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = "Connection",
         env = "FRAMEWIRE_TLS_FINGERPRINT",
         value_name = "HEX",
         value_parser = framewire_client::parse_fingerprint
@@ -64,11 +67,11 @@ struct Cli {
 
     /// Verify the hub's certificate against the CA certificates in FILE (PEM; a self-signed hub's
     /// cert.pem works). Implies --tls.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "FILE")]
     tls_ca: Option<PathBuf>,
 
     /// With --tls-ca: the name the hub's certificate must be for [default: the --server host].
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "NAME")]
     tls_server_name: Option<String>,
 
     /// Print only results and errors (no progress, no summaries).

@@ -56,6 +56,10 @@ fn help_lists_the_commands() {
         text.contains("--to") && text.contains("--overwrite"),
         "{text}"
     );
+    // Issue 12: the connection options under their own heading, after the command's own.
+    let heading = text.find("\nConnection:\n").expect("a Connection heading");
+    assert!(text[heading..].contains("--server") && text[heading..].contains("--tls-ca"));
+    assert!(text.find("--overwrite").unwrap() < heading, "{text}");
     let out = framewire().args(["serve", "--help"]).output().unwrap();
     let text = stdout(&out);
     for flag in [
