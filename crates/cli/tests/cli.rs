@@ -385,7 +385,8 @@ fn end_to_end_against_a_real_hub() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).starts_with("stored 4 files (4 unchanged), 0 B in "),
+        // Issue 12: as the README promises.
+        stdout(&out).starts_with("every file was already there (4 unchanged), nothing sent, in "),
         "{}",
         stdout(&out)
     );
