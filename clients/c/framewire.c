@@ -385,6 +385,16 @@ size_t fw_encode_get(uint8_t *buf, size_t cap, uint32_t id, uint64_t offset, con
     return n;
 }
 
+size_t fw_encode_delete(uint8_t *buf, size_t cap, uint32_t id, const char *path, size_t path_len)
+{
+    size_t n;
+    uint8_t *p;
+    if (!STR16_OK(path_len) || (n = fits(cap, 6 + path_len)) == 0) return 0;
+    p = put_header(buf, FW_MSG_DELETE, (uint32_t)(n - FW_HEADER_LEN));
+    put_str16(put_u32(p, id), path, path_len);
+    return n;
+}
+
 size_t fw_encode_list(uint8_t *buf, size_t cap, uint32_t id, uint32_t limit, const char *prefix,
                       size_t prefix_len, const char *after, size_t after_len)
 {
@@ -558,7 +568,7 @@ static int rd_done(const reader *r) { return r->bad || r->left != 0 ? FW_E_PROTO
 static int known_type(uint16_t t)
 {
     return (t >= 0x01 && t <= 0x05) || (t >= 0x10 && t <= 0x13) || (t >= 0x20 && t <= 0x23) ||
-           (t >= 0x30 && t <= 0x36) || (t >= 0x38 && t <= 0x3B) || (t >= 0x40 && t <= 0x45) ||
+           (t >= 0x30 && t <= 0x36) || (t >= 0x38 && t <= 0x3D) || (t >= 0x40 && t <= 0x45) ||
            (t >= 0x50 && t <= 0x52);
 }
 
@@ -716,6 +726,14 @@ int fw_decode_file_info(const uint8_t *p, uint32_t len, fw_file_info *out)
     return rd_done(&r);
 }
 
+int fw_decode_deleted(const uint8_t *p, uint32_t len, fw_deleted *out)
+{
+    reader r = rd_open(p, len);
+    out->id = rd_u32(&r);
+    out->size = rd_u64(&r);
+    return rd_done(&r);
+}
+
 int fw_decode_frame_ack(const uint8_t *p, uint32_t len, fw_frame_ack *out)
 {
     reader r = rd_open(p, len);
@@ -792,6 +810,7 @@ static int keep_policy(uint16_t type)
     case FW_MSG_STORED:
     case FW_MSG_END:
     case FW_MSG_FILE_INFO:
+    case FW_MSG_DELETED:
     case FW_MSG_FRAME_ACK:
     case FW_MSG_REGISTERED:
     case FW_MSG_SUBSCRIBED:

@@ -59,6 +59,8 @@ extern "C" {
 #define FW_MSG_FILE_INFO 0x0039u
 #define FW_MSG_LIST 0x003Au
 #define FW_MSG_LIST_PAGE 0x003Bu
+#define FW_MSG_DELETE 0x003Cu
+#define FW_MSG_DELETED 0x003Du
 #define FW_MSG_FRAME 0x0040u
 #define FW_MSG_SUBSCRIBE 0x0041u
 #define FW_MSG_UNSUBSCRIBE 0x0042u
@@ -247,6 +249,12 @@ typedef struct fw_file_info {
     uint8_t hash[FW_HASH_LEN];
 } fw_file_info;
 
+/* Deleted (id, size of the removed file). */
+typedef struct fw_deleted {
+    uint32_t id;
+    uint64_t size;
+} fw_deleted;
+
 typedef struct fw_frame_ack {
     fw_str stream;
     uint64_t seq;
@@ -311,6 +319,7 @@ size_t fw_encode_get(uint8_t *buf, size_t cap, uint32_t id, uint64_t offset, con
                      size_t path_len);
 size_t fw_encode_list(uint8_t *buf, size_t cap, uint32_t id, uint32_t limit, const char *prefix,
                       size_t prefix_len, const char *after, size_t after_len);
+size_t fw_encode_delete(uint8_t *buf, size_t cap, uint32_t id, const char *path, size_t path_len);
 /* The 35 + stream_len byte head of a Frame whose image has payload_len bytes: send the image
  * right after it. Returns the head's length. */
 size_t fw_encode_frame_head(uint8_t *buf, size_t cap, const char *stream, size_t stream_len,
@@ -347,6 +356,7 @@ int fw_decode_accept(const uint8_t *p, uint32_t len, fw_accept *out);
 int fw_decode_stored(const uint8_t *p, uint32_t len, fw_stored *out);
 int fw_decode_end(const uint8_t *p, uint32_t len, fw_end *out);
 int fw_decode_file_info(const uint8_t *p, uint32_t len, fw_file_info *out);
+int fw_decode_deleted(const uint8_t *p, uint32_t len, fw_deleted *out);
 int fw_decode_frame_ack(const uint8_t *p, uint32_t len, fw_frame_ack *out);
 int fw_decode_frame(const uint8_t *p, uint32_t len, fw_frame *out);
 int fw_decode_data(const uint8_t *p, uint32_t len, fw_data *out);

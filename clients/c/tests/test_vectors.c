@@ -319,6 +319,8 @@ static size_t encode_vector(const char *name, const jv *f, uint8_t *buf, size_t 
         return fw_encode_list(buf, cap, (uint32_t)jnum(f, "id"), (uint32_t)jnum(f, "limit"),
                               jstr(f, "prefix"), jstrlen(f, "prefix"), jstr(f, "after"),
                               jstrlen(f, "after"));
+    if (strcmp(name, "delete") == 0)
+        return fw_encode_delete(buf, cap, (uint32_t)jnum(f, "id"), jstr(f, "path"), jstrlen(f, "path"));
     if (strcmp(name, "frame") == 0) {
         size_t n = unhex(jstr(f, "payload_hex"), tmp, sizeof tmp), h;
         h = fw_encode_frame_head(buf, cap, jstr(f, "stream"), jstrlen(f, "stream"), jnum(f, "seq"),
@@ -437,6 +439,10 @@ static int decode_vector(const char *name, const jv *f, const uint8_t *p, uint32
         fw_file_info i;
         return fw_decode_file_info(p, len, &i) == FW_OK && i.id == jnum(f, "id") &&
                i.size == jnum(f, "size") && hash_is(i.hash, f, "hash");
+    }
+    if (strcmp(name, "deleted") == 0) {
+        fw_deleted d;
+        return fw_decode_deleted(p, len, &d) == FW_OK && d.id == jnum(f, "id") && d.size == jnum(f, "size");
     }
     if (strcmp(name, "frame_ack") == 0) {
         fw_frame_ack a;

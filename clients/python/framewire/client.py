@@ -240,6 +240,17 @@ class Client:
                 return files
             after = page.entries[-1].path
 
+    def delete(self, remote: str) -> int:
+        """Deletes the stored file ``remote``; returns its size. Once this returns, the file is
+        gone from the hub's disk and listing, even if the hub crashes right after.
+
+        Raises HubError (``NotFound``, ``Forbidden``, ``Busy`` while an upload to it is in
+        progress), ConnectionLost, Timeout."""
+        conn = self._connect()
+        rid = conn.next_id()
+        conn.send(p.Delete(id=rid, path=remote))
+        return self._answer(rid, (p.Deleted,), remote).size
+
     # -----------------------------------------------------------------------------------------
     # Messages, commands, clock
     # -----------------------------------------------------------------------------------------

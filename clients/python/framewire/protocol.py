@@ -482,6 +482,26 @@ class FileInfo:
 
 
 @dataclass
+class Delete:
+    """C→H: remove the file stored at ``path``."""
+
+    id: int
+    path: str
+    TYPE: ClassVar[int] = 0x003C
+    LAYOUT: ClassVar[tuple] = (("id", U32), ("path", STR16))
+
+
+@dataclass
+class Deleted:
+    """H→C: the file is durably gone from the hub's disk and listing; ``size`` it had."""
+
+    id: int
+    size: int
+    TYPE: ClassVar[int] = 0x003D
+    LAYOUT: ClassVar[tuple] = (("id", U32), ("size", U64))
+
+
+@dataclass
 class List:
     """C→H: stored files whose path starts with ``prefix``, strictly after ``after``."""
 
@@ -666,7 +686,7 @@ MESSAGE_CLASSES = (
     TextTo, Delivery, TextFrom, Follow, Following, Event,
     Hello, Welcome, Error, Ping, Pong, Text, Command, Reply, RegisterDevice, Registered, Offer,
     Accept, Data, End, Stored, Rejected, Cancel, Get, FileInfo, List, ListPage, Frame, Subscribe,
-    Unsubscribe, FrameAck, Publish, Subscribed,
+    Unsubscribe, FrameAck, Publish, Subscribed, Delete, Deleted,
 )  # fmt: skip
 #: Message class by header type. Every other type number is unknown, hence a decode error.
 BY_TYPE: Dict[int, type] = {cls.TYPE: cls for cls in MESSAGE_CLASSES}

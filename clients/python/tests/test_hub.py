@@ -255,6 +255,16 @@ class FileTests(unittest.TestCase):
                 c.get("../escape", os.path.join(self.tmp, "nothing"))
             self.assertEqual(ctx.exception.name, "BadPath")
 
+    def test_delete(self):
+        with self.client() as c:
+            c.send_bytes(b"gone soon", "del/a.txt")
+            self.assertEqual(c.delete("del/a.txt"), 9)
+            self.assertFalse(os.path.exists(os.path.join(self.hub.files, "del", "a.txt")))
+            self.assertEqual(c.list("del/"), [])
+            with self.assertRaises(framewire.HubError) as ctx:
+                c.delete("del/a.txt")
+            self.assertEqual(ctx.exception.name, "NotFound")
+
     def test_message_echo_and_ping(self):
         with self.client() as c:
             self.assertEqual(c.message("hello hub ✓"), "hello hub ✓")

@@ -119,3 +119,49 @@ mod tests {
         assert_eq!(seconds(Duration::from_millis(1234)), "1.23 s");
     }
 }
+
+/// Parses a duration: a number with an optional unit, `ms`, `s` (the default), `m`, `h` or `d`
+/// (`500ms`, `10s`, `5m`, `30d`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return Err(format!("{s:?}: the unit must be ms, s, m, h or d")),
+    };
+    num.parse::<f64>()
+        .ok()
+        .map(|v| v * scale)
+        .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e10)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("{s:?} is not a duration (like 500ms, 10s, 5m, 2h, 30d)"))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(super::parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(
+            super::parse_duration("500ms"),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(super::parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(
+            super::parse_duration("30d"),
+            Ok(Duration::from_secs(30 * 86400))
+        );
+        assert!(super::parse_duration("0s").is_err());
+        assert!(super::parse_duration("3w").is_err());
+        assert!(super::parse_duration("").is_err());
+    }
+}

@@ -24,6 +24,7 @@ struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = "Connection",
         env = "FRAMEWIRE_SERVER",
         default_value = "127.0.0.1:7878",
         value_name = "ADDR"
@@ -32,7 +33,7 @@ struct Cli {
 
     /// This client's name, recorded as the sender of uploaded files [default: the host name].
     /// With `serve` and `demo`, the hub's name; with `stream`, the stream's and device's name.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Connection")]
     name: Option<String>,
 
     /// Access token: clients present it; `serve` requires it (repeat for several tokens, each
@@ -40,6 +41,7 @@ struct Cli {
     #[arg(
         long = "token",
         global = true,
+        help_heading = "Connection",
         env = "FRAMEWIRE_TOKEN",
         hide_env_values = true,
         value_name = "TOKEN"
@@ -48,7 +50,7 @@ struct Cli {
 
     /// Connect with TLS. The hub's certificate is checked against --tls-fingerprint, --tls-ca, or
     /// else this system's CA certificates.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Connection")]
     tls: bool,
 
     /// Accept exactly the hub certificate with this SHA-256 (as `serve` prints it: AB:CD:... or
@@ -56,6 +58,7 @@ struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = "Connection",
         env = "FRAMEWIRE_TLS_FINGERPRINT",
         value_name = "HEX",
         value_parser = framewire_client::parse_fingerprint
@@ -64,11 +67,11 @@ struct Cli {
 
     /// Verify the hub's certificate against the CA certificates in FILE (PEM; a self-signed hub's
     /// cert.pem works). Implies --tls.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "FILE")]
     tls_ca: Option<PathBuf>,
 
     /// With --tls-ca: the name the hub's certificate must be for [default: the --server host].
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "NAME")]
     tls_server_name: Option<String>,
 
     /// Print only results and errors (no progress, no summaries).
@@ -91,8 +94,10 @@ enum Command {
     Send(cmd::send::Args),
     /// List files stored on the hub.
     Ls(cmd::ls::Args),
-    /// Download a stored file (verified with BLAKE3).
+    /// Download a stored file, or a folder with -r (verified with BLAKE3).
     Get(cmd::get::Args),
+    /// Delete stored files (`--prefix` for a whole folder).
+    Rm(cmd::rm::Args),
     /// Send a text message; prints the hub's answer.
     Msg(cmd::msg::Args),
     /// Follow the hub's events: one line per file stored, text, device, stream, command.
@@ -199,7 +204,8 @@ fn main() -> ExitCode {
             Command::Serve(a) => cmd::serve::run(&global, *a).await,
             Command::Send(a) => cmd::send::run(&global, a, progress).await,
             Command::Ls(a) => cmd::ls::run(&global, a).await,
-            Command::Get(a) => cmd::get::run(&global, a).await,
+            Command::Get(a) => cmd::get::run(&global, a, progress).await,
+            Command::Rm(a) => cmd::rm::run(&global, a).await,
             Command::Msg(a) => cmd::msg::run(&global, a).await,
             Command::Events(a) => cmd::events::run(&global, a).await,
             Command::Ping(a) => cmd::ping::run(&global, a).await,

@@ -60,6 +60,10 @@ fn help_lists_the_commands() {
         text.contains("--to") && text.contains("--overwrite"),
         "{text}"
     );
+    // Issue 12: the connection options under their own heading, after the command's own.
+    let heading = text.find("\nConnection:\n").expect("a Connection heading");
+    assert!(text[heading..].contains("--server") && text[heading..].contains("--tls-ca"));
+    assert!(text.find("--overwrite").unwrap() < heading, "{text}");
     let out = framewire().args(["serve", "--help"]).output().unwrap();
     let text = stdout(&out);
     for flag in [
@@ -385,7 +389,8 @@ fn end_to_end_against_a_real_hub() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).starts_with("stored 4 files (4 unchanged), 0 B in "),
+        // Issue 12: as the README promises.
+        stdout(&out).starts_with("every file was already there (4 unchanged), nothing sent, in "),
         "{}",
         stdout(&out)
     );
@@ -492,4 +497,125 @@ fn end_to_end_against_a_real_hub() {
 
     let status = hub.terminate(Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
+}
+
+/// Issue 12: `get -r` fetches a folder byte-identical, skips what is already there on a second
+/// run, and resumes a `.part` kept by an interrupted run (a killed client leaves exactly the
+/// prefix it had received in `NAME.part`).
+#[test]
+fn get_r_downloads_a_folder_skips_what_is_there_and_resumes_a_part() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("holiday");
+    std::fs::create_dir_all(src.join("day 2")).unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    std::fs::write(src.join("a.jpg"), b"first").unwrap();
+    std::fs::write(src.join("day 2/b.txt"), "bonjour").unwrap();
+    std::fs::write(src.join("empty"), b"").unwrap();
+    let hub = Hub::start(&tmp.path().join("data"));
+    hub.client().arg("send").arg(&src).assert().success();
+    // Not under the folder `holiday`, though it starts with the same letters.
+    let other = tmp.path().join("holidays");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("x"), b"x").unwrap();
+    hub.client().arg("send").arg(&other).assert().success();
+
+    let out_dir = tmp.path().join("out");
+    let out = hub
+        .client()
+        .args(["get", "-r", "holiday"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("4 downloaded, 0 already there"),
+        "{}",
+        stderr(&out)
+    );
+    let tree = |root: &Path| -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+        framewire_testkit::data::list_tree(root)
+            .into_iter()
+            .filter(|p| p.is_file())
+            .map(|p| {
+                (
+                    p.strip_prefix(root).unwrap().to_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(tree(&src).len(), 4);
+    assert!(
+        tree(&out_dir.join("holiday")) == tree(&src),
+        "byte-identical tree"
+    );
+    assert!(!out_dir.join("holidays").exists());
+
+    let out = hub
+        .client()
+        .args(["get", "-r", "holiday"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("0 downloaded, 4 already there"),
+        "{}",
+        stderr(&out)
+    );
+
+    // What an interrupted run leaves: the big file missing, its first 1 MB in big.bin.part.
+    std::fs::remove_file(out_dir.join("holiday/big.bin")).unwrap();
+    std::fs::write(out_dir.join("holiday/big.bin.part"), &big[..1_000_000]).unwrap();
+    let out = hub
+        .client()
+        .args(["get", "-r", "holiday/"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 downloaded, 3 already there")
+            && stderr(&out).contains("(resumed 1"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(out_dir.join("holiday/big.bin")).unwrap(), big);
+    assert!(!out_dir.join("holiday/big.bin.part").exists());
+
+    // A .part that does not match the stored file is started over, still verified.
+    std::fs::remove_file(out_dir.join("holiday/big.bin")).unwrap();
+    std::fs::write(out_dir.join("holiday/big.bin.part"), vec![7u8; 500_000]).unwrap();
+    let out = hub
+        .client()
+        .args(["get", "-r", "holiday"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(out_dir.join("holiday/big.bin")).unwrap(), big);
+}
+
+/// Issue 12: `watch` of a stream nobody publishes says so, and `--wait-timeout` ends it with a
+/// non-zero exit instead of waiting for ever.
+#[test]
+fn watch_of_an_unpublished_stream_says_so_and_gives_up_after_wait_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = Hub::start(&tmp.path().join("data"));
+    let started = Instant::now();
+    let out = hub
+        .client()
+        .args(["watch", "nosuch", "--wait-timeout", "1500ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("waiting for stream nosuch: no publisher yet"),
+        "{err}"
+    );
+    assert!(err.contains("nobody publishes it"), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert!(started.elapsed() < Duration::from_secs(15));
 }

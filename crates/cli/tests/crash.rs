@@ -201,3 +201,61 @@ fn kill_9_mid_upload_loses_nothing_acknowledged_and_resend_completes() {
         std::fs::remove_dir_all(data.join("files")).unwrap();
     }
 }
+
+fn framewire(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+/// Issue 12: a delete acknowledged by `framewire rm` stays done when the hub is killed right
+/// after the acknowledgement.
+#[test]
+fn kill_9_right_after_a_delete_is_acknowledged_keeps_the_file_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("trip");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..5 {
+        std::fs::write(src.join(format!("{i}.jpg")), bytes(i, 10_000)).unwrap();
+    }
+    let data = dir.path().join("data");
+    let hub = HubProc::start(&data);
+    let mut s = send(&hub.addr, &src);
+    assert!(wait_timeout(&mut s, Duration::from_secs(60)).success());
+    assert_eq!(listed(&hub.addr).len(), 5);
+
+    let out = framewire(&["rm", "--server", &hub.addr, "trip/1.jpg"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "deleted trip/1.jpg"
+    );
+    // A whole folder needs --yes when nobody can be asked.
+    let out = framewire(&["rm", "--server", &hub.addr, "--prefix", "trip/"]);
+    assert_eq!(out.status.code(), Some(2), "refused without --yes");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("delete 4 files"));
+    let out = framewire(&[
+        "rm", "-q", "--server", &hub.addr, "--prefix", "trip/3", "--yes",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    hub.kill9();
+
+    assert!(!data.join("files/trip/1.jpg").exists());
+    assert!(!data.join("files/trip/3.jpg").exists());
+    let hub = HubProc::start(&data);
+    assert_eq!(
+        listed(&hub.addr),
+        ["trip/0.jpg", "trip/2.jpg", "trip/4.jpg"],
+        "deleted files are not listed after the restart"
+    );
+    let out = framewire(&["rm", "--server", &hub.addr, "trip/1.jpg"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no file stored at trip/1.jpg"));
+    hub.kill9();
+}

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use framewire_proto::{Get, Message, RemotePath};
+use framewire_proto::{ErrorCode, Get, Message, RemotePath};
 use tokio::sync::mpsc;
 
 use crate::client::{hub_error, Client};
@@ -69,7 +69,9 @@ impl Client {
                 path: dest.clone(),
                 error,
             })?;
-        let result = self.receive(id, remote, info.size, file, &dest).await;
+        let result = self
+            .receive(id, remote, info.size, file, &dest, blake3::Hasher::new(), 0)
+            .await;
         let verified = result.and_then(|(size, hash)| {
             if size != info.size {
                 Err(ClientError::Corrupt {
@@ -110,6 +112,7 @@ impl Client {
 
     /// Receives the `Data`…`End` of download `id` into `file` (on a blocking thread, which also
     /// hashes); returns the byte count and hash of what was written.
+    #[allow(clippy::too_many_arguments)]
     async fn receive(
         &mut self,
         id: u32,
@@ -117,10 +120,12 @@ impl Client {
         size: u64,
         file: File,
         dest: &Path,
+        hasher: blake3::Hasher,
+        already: u64,
     ) -> Result<(u64, [u8; 32])> {
         let (tx, rx) = mpsc::channel::<Bytes>(8);
-        let writer = tokio::task::spawn_blocking(move || write_chunks(file, rx));
-        let mut got = 0u64;
+        let writer = tokio::task::spawn_blocking(move || write_chunks(file, rx, hasher, already));
+        let mut got = already;
         let end = loop {
             let msg = match self.recv("the download's data").await {
                 Ok(m) => m,
@@ -166,9 +171,12 @@ impl Client {
     }
 }
 
-fn write_chunks(mut file: File, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<(u64, [u8; 32])> {
-    let mut hasher = blake3::Hasher::new();
-    let mut n = 0u64;
+fn write_chunks(
+    mut file: File,
+    mut rx: mpsc::Receiver<Bytes>,
+    mut hasher: blake3::Hasher,
+    mut n: u64,
+) -> std::io::Result<(u64, [u8; 32])> {
     while let Some(chunk) = rx.blocking_recv() {
         file.write_all(&chunk)?;
         hasher.update(&chunk);
@@ -176,6 +184,115 @@ fn write_chunks(mut file: File, mut rx: mpsc::Receiver<Bytes>) -> std::io::Resul
     }
     file.flush()?;
     Ok((n, *hasher.finalize().as_bytes()))
+}
+
+impl Client {
+    /// Downloads `remote` to the file `dest` so that an interrupted download resumes: the bytes
+    /// arrive in `dest` + `.part` (kept if interrupted), a later call continues after them (their
+    /// prefix counts in the final BLAKE3 check; if the whole does not verify, it starts over
+    /// once from byte 0), and the verified file is renamed into place. Returns the result and how
+    /// many bytes were resumed from the `.part`.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub async fn get_resumable(&mut self, remote: &str, dest: &Path) -> Result<(GetResult, u64)> {
+        let part = part_path(dest);
+        let kept = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        match self.get_from(remote, dest, &part, kept).await {
+            Err(ClientError::Corrupt { .. }) if kept > 0 => {
+                let _ = fs::remove_file(&part);
+                Ok((self.get_from(remote, dest, &part, 0).await?, 0))
+            }
+            r => r.map(|g| (g, kept)),
+        }
+    }
+
+    async fn get_from(
+        &mut self,
+        remote: &str,
+        dest: &Path,
+        part: &Path,
+        offset: u64,
+    ) -> Result<GetResult> {
+        let local = |error| ClientError::Local {
+            path: dest.to_owned(),
+            error,
+        };
+        let id = self.alloc_id();
+        self.send(&Message::Get(Get {
+            id,
+            offset,
+            path: remote.to_owned(),
+        }))
+        .await?;
+        let info = loop {
+            match self.recv("the FileInfo answer").await? {
+                Message::FileInfo(f) if f.id == id => break f,
+                // A part longer than the stored file: the file changed; start over.
+                Message::Error(e) if e.id == id && offset > 0 && e.code == ErrorCode::Malformed => {
+                    return Err(ClientError::Corrupt {
+                        path: remote.to_owned(),
+                        detail: "the kept part is longer than the stored file".into(),
+                    })
+                }
+                Message::Error(e) if e.id == id => return Err(hub_error(e)),
+                other => self.stray(other),
+            }
+        };
+        let hasher = if offset > 0 {
+            let part = part.to_owned();
+            let hashed = tokio::task::spawn_blocking(move || hash_prefix(&part, offset))
+                .await
+                .map_err(|e| ClientError::Protocol(format!("hashing failed: {e}")))?;
+            hashed.map_err(local)?
+        } else {
+            blake3::Hasher::new()
+        };
+        let file = if offset == 0 {
+            File::create(part).map_err(local)?
+        } else {
+            let f = File::options().write(true).open(part).map_err(local)?;
+            f.set_len(offset).map_err(local)?;
+            let mut f = f;
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset)).map_err(local)?;
+            f
+        };
+        let (size, hash) = self
+            .receive(id, remote, info.size, file, dest, hasher, offset)
+            .await?;
+        if size != info.size || hash != info.hash {
+            return Err(ClientError::Corrupt {
+                path: remote.to_owned(),
+                detail: format!(
+                    "got {size} bytes with BLAKE3 {}; the hub has {} bytes with {}",
+                    hex::encode(&hash[..8]),
+                    info.size,
+                    hex::encode(&info.hash[..8])
+                ),
+            });
+        }
+        fs::rename(part, dest).map_err(local)?;
+        Ok(GetResult {
+            remote: remote.to_owned(),
+            local: dest.to_owned(),
+            size,
+            hash,
+        })
+    }
+}
+
+/// `dest.part`: where a resumable download keeps its bytes until verified.
+pub fn part_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_owned();
+    name.push(".part");
+    dest.with_file_name(name)
+}
+
+fn hash_prefix(path: &Path, len: u64) -> std::io::Result<blake3::Hasher> {
+    let mut h = blake3::Hasher::new();
+    let mut f = std::io::Read::take(File::open(path)?, len);
+    std::io::copy(&mut f, &mut h)?;
+    Ok(h)
 }
 
 /// A hidden name next to `dest`, so the final rename stays on one file system.

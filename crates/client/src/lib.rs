@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod delete;
 mod download;
 mod error;
 mod events;

@@ -223,6 +223,19 @@ fn examples() -> Vec<(&'static str, Message, Value)> {
                    "stored_us": 1_700_000_000_000_000i64, "sender": "cam-1"}]}),
         ),
         (
+            "delete",
+            Message::Delete(Delete {
+                id: 6,
+                path: "photos/a.jpg".into(),
+            }),
+            json!({"id": 6, "path": "photos/a.jpg"}),
+        ),
+        (
+            "deleted",
+            Message::Deleted(Deleted { id: 6, size: 5 }),
+            json!({"id": 6, "size": 5}),
+        ),
+        (
             "frame",
             Message::Frame(Frame {
                 stream: "cam".into(),
@@ -802,6 +815,12 @@ fn arb_of_kind(k: u16) -> BoxedStrategy<Message> {
                 })
             })
             .boxed(),
+        kind::DELETE => (any::<u32>(), arb_string())
+            .prop_map(|(id, path)| Message::Delete(Delete { id, path }))
+            .boxed(),
+        kind::DELETED => (any::<u32>(), any::<u64>())
+            .prop_map(|(id, size)| Message::Deleted(Deleted { id, size }))
+            .boxed(),
         kind::LIST_PAGE => (
             any::<u32>(),
             any::<bool>(),
@@ -935,7 +954,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
 #[test]
 fn every_kind_has_a_strategy() {
     let kinds = all_kinds();
-    assert_eq!(kinds.len(), 33);
+    assert_eq!(kinds.len(), 35);
     for k in kinds {
         let _ = arb_of_kind(k);
     }

@@ -28,8 +28,10 @@ impl Perms {
     /// Follow the hub's events (`Follow`: files stored, texts, devices, streams, commands) and
     /// receive texts under a name.
     pub const EVENTS: Perms = Perms(64);
+    /// Delete stored files (native `Delete`, HTTP `DELETE`, `framewire rm`).
+    pub const DELETE: Perms = Perms(128);
     /// Every permission.
-    pub const ALL: Perms = Perms(127);
+    pub const ALL: Perms = Perms(255);
 
     /// Whether these permissions include `p` (admin includes everything).
     pub fn allows(self, p: Perms) -> bool {
@@ -46,6 +48,7 @@ impl Perms {
             Perms::COMMAND => "command",
             Perms::ADMIN => "admin",
             Perms::EVENTS => "events",
+            Perms::DELETE => "delete",
             _ => "several permissions",
         }
     }
@@ -62,6 +65,7 @@ impl Perms {
             Perms::SUBSCRIBE,
             Perms::COMMAND,
             Perms::EVENTS,
+            Perms::DELETE,
         ];
         let held: Vec<&str> = all
             .into_iter()
@@ -84,6 +88,7 @@ impl Perms {
             "command" => Perms::COMMAND,
             "admin" => Perms::ADMIN,
             "events" => Perms::EVENTS,
+            "delete" => Perms::DELETE,
             "all" => Perms::ALL,
             _ => return None,
         })
@@ -231,7 +236,7 @@ impl Tokens {
     }
 
     /// Reads a tokens file: one `TOKEN NAME PERMISSION[,PERMISSION...] [names=PATTERN[,PATTERN...]]`
-    /// per line (`#` comments and blank lines allowed; permissions among upload, download, publish,
+    /// per line (`#` comments and blank lines allowed; permissions among upload, download, delete, publish,
     /// subscribe, command, admin, all). The optional `names=` column restricts the device and
     /// stream names the token may claim: each pattern is a name (`door`) or a prefix ending in `*`
     /// (`cam-*`); without it, any name. Example: `cam-token-0123456789 cam-1 publish names=cam-*,door`.

@@ -26,8 +26,8 @@ pub const FIELD_BYTES: usize = 60_000;
 pub struct Event {
     /// When, µs since the Unix epoch.
     pub time_us: i64,
-    /// What kind: `stored`, `reject`, `message`, `command`, `device`, `stream`, `connect`,
-    /// `disconnect`.
+    /// What kind: `stored`, `reject`, `delete`, `expire`, `message`, `command`, `device`,
+    /// `stream`, `connect`, `disconnect`.
     pub kind: &'static str,
     /// Who (client name and address).
     pub client: String,

@@ -25,6 +25,10 @@ pub struct Stats {
     pub uploads_committed: AtomicU64,
     /// Uploads answered "unchanged" since start.
     pub uploads_unchanged: AtomicU64,
+    /// Files deleted since start, by a client.
+    pub files_deleted: AtomicU64,
+    /// Files removed since start by the retention rules.
+    pub files_expired: AtomicU64,
     failures: Mutex<BTreeMap<&'static str, u64>>,
     http: Mutex<BTreeMap<u16, u64>>,
 }
@@ -54,6 +58,21 @@ impl Stats {
         let _ = self
             .bytes_stored
             .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(replaced_size)));
+    }
+
+    /// A stored file of `size` bytes was removed; `expired`: by the retention rules.
+    pub(crate) fn file_removed(&self, size: u64, expired: bool) {
+        if expired {
+            self.files_expired.fetch_add(1, Relaxed);
+        } else {
+            self.files_deleted.fetch_add(1, Relaxed);
+        }
+        let _ = self
+            .files_stored
+            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+        let _ = self
+            .bytes_stored
+            .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(size)));
     }
 
     pub(crate) fn file_unchanged(&self) {

@@ -7,6 +7,7 @@ pub mod get;
 pub mod ls;
 pub mod msg;
 pub mod ping;
+pub mod rm;
 pub mod send;
 pub mod serve;
 pub mod stream;

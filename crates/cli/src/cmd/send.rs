@@ -93,6 +93,18 @@ pub async fn run(global: &Global, args: Args, progress: Progress) -> anyhow::Res
 fn summary(r: &SendReport) -> String {
     let n = (r.stored.len() + r.skipped.len()) as u64;
     let files = if n == 1 { "file" } else { "files" };
+    if r.stored.is_empty() && r.failed.is_empty() && n > 0 {
+        // What the README promises for a second send of the same folder.
+        let all = if n == 1 {
+            "the file was"
+        } else {
+            "every file was"
+        };
+        return format!(
+            "{all} already there ({n} unchanged), nothing sent, in {}",
+            format::seconds(r.elapsed)
+        );
+    }
     let resumed = r.stored.iter().filter(|f| f.resumed_from > 0).count();
     let resumed = if resumed > 0 {
         format!(", {resumed} resumed")
@@ -185,5 +197,13 @@ mod tests {
             reason: "x".into(),
         });
         assert!(summary(&r).starts_with("stored 1 file (0 unchanged), 1 failed, "));
+        // Issue 12: a second send of the same folder says every file was already there.
+        r.failed.clear();
+        r.skipped = std::mem::take(&mut r.stored);
+        r.skipped.push(r.skipped[0].clone());
+        assert_eq!(
+            summary(&r),
+            "every file was already there (2 unchanged), nothing sent, in 1.23 s"
+        );
     }
 }

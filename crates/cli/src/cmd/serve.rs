@@ -29,8 +29,8 @@ pub struct Args {
     #[arg(long = "allowed-host", value_name = "NAME")]
     allowed_hosts: Vec<String>,
     /// Require tokens from FILE: one `TOKEN NAME PERMISSION[,PERMISSION...]` per line, permissions
-    /// among upload, download, publish, subscribe, command, events (follow the hub's events and
-    /// receive texts under a name), admin.
+    /// among upload, download, delete, publish, subscribe, command, events (follow the hub's
+    /// events and receive texts under a name), admin.
     #[arg(long = "tokens", value_name = "FILE")]
     tokens_file: Option<PathBuf>,
     #[command(flatten)]

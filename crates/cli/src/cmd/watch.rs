@@ -42,6 +42,10 @@ pub struct Args {
     /// frame's sequence number, frames skipped, reconnects.
     #[arg(long)]
     stats: bool,
+    /// Give up (exit 1) if no frame of the stream arrives within DUR (like 10s, 2m): for a
+    /// stream nobody publishes. Without it, watch waits for a publisher as long as it runs.
+    #[arg(long, value_name = "DUR", value_parser = format::parse_duration)]
+    wait_timeout: Option<Duration>,
 }
 
 /// Receives frames until `--frames`, a closed MJPEG reader, or SIGINT/SIGTERM.
@@ -59,6 +63,15 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     tick.tick().await;
     let mut received = 0u64;
     let started = Instant::now();
+    // Said once if the first frame is slow to come: most often a typo or a publisher not started.
+    let waiting_note = tokio::time::sleep(Duration::from_millis(500));
+    tokio::pin!(waiting_note);
+    let mut noted = false;
+    let give_up = tokio::time::sleep(
+        args.wait_timeout
+            .unwrap_or(Duration::from_secs(365 * 86400)),
+    );
+    tokio::pin!(give_up);
     loop {
         if args.frames.is_some_and(|n| received >= n) {
             break;
@@ -90,6 +103,20 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
                 } else {
                     println!("{line}");
                 }
+            }
+            _ = &mut waiting_note, if received == 0 && !noted => {
+                noted = true;
+                if !global.quiet {
+                    eprintln!("waiting for stream {}: no publisher yet", args.stream);
+                }
+            }
+            _ = &mut give_up, if received == 0 && args.wait_timeout.is_some() => {
+                sub.close().await;
+                anyhow::bail!(
+                    "no frame of stream {} within {}: nobody publishes it",
+                    args.stream,
+                    format::seconds(started.elapsed())
+                );
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,

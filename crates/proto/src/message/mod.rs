@@ -13,6 +13,7 @@
 //! one encoded example of each, which the tests of every client check.
 
 mod commands;
+mod deletion;
 mod error_code;
 mod events;
 mod files;
@@ -23,6 +24,7 @@ mod session;
 use bytes::{BufMut, Bytes};
 
 pub use commands::{Command, RegisterDevice, Registered, Reply, ReplyStatus, Text};
+pub use deletion::{Delete, Deleted};
 pub use error_code::ErrorCode;
 pub use events::{Delivery, DeliveryStatus, Event, Follow, Following, TextFrom, TextTo};
 pub use files::{
@@ -194,6 +196,10 @@ messages! {
     List(List) = LIST,
     /// Hub → client: one page of a listing.
     ListPage(ListPage) = LIST_PAGE,
+    /// Client → hub: remove a stored file.
+    Delete(Delete) = DELETE,
+    /// Hub → client: the file is durably removed.
+    Deleted(Deleted) = DELETED,
     /// Either way: one live video frame.
     Frame(Frame) = FRAME,
     /// Client → hub: send me the frames of a stream, newest first.

@@ -5,6 +5,7 @@
 //! | (none) | Ping, Pong, Text, TextTo, Cancel, Unsubscribe, FrameAck, Error |
 //! | upload | Offer (checked by the upload pipeline), Data, End |
 //! | download | Get, List |
+//! | delete | Delete (checked by the upload pipeline, which owns path leases) |
 //! | publish | RegisterDevice, Publish, Frame, Reply |
 //! | subscribe | Subscribe |
 //! | command | Command |
@@ -91,6 +92,7 @@ impl Session {
             Message::List(l) => self.list(l).await,
             Message::TextTo(t) => self.text_to(t).await,
             Message::Follow(f) => self.follow(f).await?,
+            Message::Delete(d) => self.delete(d).await,
             Message::Command(c) => self.command(c),
             Message::RegisterDevice(d) => self.register_device(d).await?,
             Message::Reply(r) => {

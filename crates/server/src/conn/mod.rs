@@ -5,8 +5,10 @@
 //! - `writer.rs`: the writer task and its bounded queue;
 //! - `session.rs`: the read loop, idle deadline, shutdown drain and close;
 //! - `dispatch.rs`: permissions and which handler a message goes to;
-//! - `upload.rs`, `download.rs`, `live.rs`: the handlers (uploads go to the hub's pipeline).
+//! - `upload.rs`, `download.rs`, `delete.rs`, `live.rs`: the handlers (uploads and deletes go to
+//!   the hub's pipeline).
 
+mod delete;
 mod dispatch;
 mod download;
 mod follow;

@@ -48,11 +48,13 @@ pub trait Storage: Send + Sync + 'static {
         start: u64,
     ) -> Result<(Box<dyn Read + Send>, FileRecord), Refusal>;
 
-    /// Removes a stored file durably. `Ok(false)`: nothing was stored there.
+    /// Removes a stored file durably: once this returns `Ok(Some(size))`, the file is gone from
+    /// the disk and the listing, even after a crash. `Ok(None)`: nothing was stored there.
+    /// Callers hold the path's lease, so no upload to it commits meanwhile.
     ///
     /// # Errors
     /// If the file or its index row cannot be removed.
-    fn delete(&self, path: &RemotePath) -> Result<bool, Refusal>;
+    fn delete(&self, path: &RemotePath) -> Result<Option<u64>, Refusal>;
 
     /// Refuses paths that cannot be stored because of what is already there: a folder at the
     /// path, a file where a folder is needed, a symbolic link.

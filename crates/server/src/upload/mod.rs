@@ -15,6 +15,7 @@
 //! them for their clients.
 
 mod committer;
+mod delete;
 mod lease;
 mod quota;
 mod transfer;

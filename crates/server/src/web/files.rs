@@ -1,5 +1,6 @@
 //! `GET /files/{path}` (with `Range` and `ETag`), `PUT /files/{path}` (same rules as the native
-//! upload: path checks, BLAKE3, group commit, overwrite policy), and `GET /thumbs/{path}`.
+//! upload: path checks, BLAKE3, group commit, overwrite policy), `DELETE /files/{path}` (through
+//! the same pipeline as the native `Delete`), and `GET /thumbs/{path}`.
 
 use std::net::SocketAddr;
 
@@ -253,18 +254,7 @@ pub(crate) async fn upload(
     };
     let overwrite = q.overwrite.is_some() && truthy(q.overwrite.as_deref())
         || truthy(headers.get("x-overwrite").and_then(|v| v.to_str().ok()));
-    let ip = peer
-        .map(|p| p.ip().to_string())
-        .unwrap_or_else(|| "local".into());
-    let sender = if who.name.is_empty() {
-        format!("http@{ip}")
-    } else {
-        format!("{}@{ip}", who.name)
-    };
-    let uploader = Uploader {
-        sender,
-        perms: who.perms,
-    };
+    let uploader = http_uploader(peer, &who);
     let req = Request {
         path: rp.clone(),
         size: declared,
@@ -335,6 +325,39 @@ pub(crate) async fn upload(
         res.headers_mut().insert(header::ETAG, v);
     }
     Ok(res)
+}
+
+/// Who an HTTP request acts as: `NAME@IP` (NAME: the token's, or `http`) and its permissions.
+fn http_uploader(peer: Option<SocketAddr>, who: &crate::auth::Identity) -> Uploader {
+    let ip = peer
+        .map(|p| p.ip().to_string())
+        .unwrap_or_else(|| "local".into());
+    let sender = if who.name.is_empty() {
+        format!("http@{ip}")
+    } else {
+        format!("{}@{ip}", who.name)
+    };
+    Uploader {
+        sender,
+        perms: who.perms,
+    }
+}
+
+/// `DELETE /files/{path}`: 200 with `{"path", "size"}` once the file is durably gone from disk
+/// and listing; 404 if nothing is stored there, 409 while an upload to it is in progress.
+pub(crate) async fn delete(
+    State(hub): State<HubHandle>,
+    Path(path): Path<String>,
+    Peer(peer): Peer,
+    axum::Extension(who): axum::Extension<crate::auth::Identity>,
+) -> Result<Response, AppError> {
+    let rp = parse_path(&path)?;
+    let size = hub
+        .hub()
+        .pipeline
+        .delete(&http_uploader(peer, &who), rp.clone())
+        .await?;
+    Ok(Json(json!({ "path": rp.as_str(), "size": size, "status": "deleted" })).into_response())
 }
 
 /// `GET /thumbs/{path}`: a small JPEG of a stored JPEG/PNG, made once and cached by content hash.

@@ -74,10 +74,10 @@ const CLEAR_COOKIE: &str = "framewire_token=; HttpOnly; SameSite=Strict; Path=/;
 /// The permission a request needs (`None`: any valid token).
 fn needed(method: &Method, path: &str) -> Option<Perms> {
     if path.starts_with("/files/") {
-        return Some(if method == Method::PUT {
-            Perms::UPLOAD
-        } else {
-            Perms::DOWNLOAD
+        return Some(match *method {
+            Method::PUT => Perms::UPLOAD,
+            Method::DELETE => Perms::DELETE,
+            _ => Perms::DOWNLOAD,
         });
     }
     if path.starts_with("/thumbs/") || path == "/api/files" || path == "/api/events" {

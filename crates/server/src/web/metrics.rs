@@ -120,6 +120,18 @@ pub(crate) fn render(hub: &HubHandle) -> String {
             "The memory budget for buffered payload (--max-memory).",
             hub.hub().gate.memory.total() as u64,
         ),
+        (
+            "framewire_files_deleted_total",
+            "counter",
+            "Stored files deleted by clients.",
+            s.files_deleted.load(Relaxed),
+        ),
+        (
+            "framewire_files_expired_total",
+            "counter",
+            "Stored files removed by the retention rules (--keep, --keep-size).",
+            s.files_expired.load(Relaxed),
+        ),
     ];
     for (name, kind, help, v) in simple {
         family(&mut o, name, kind, help);

@@ -72,6 +72,7 @@ impl From<Refusal> for AppError {
         let status = match r.code {
             ErrorCode::BadPath => StatusCode::BAD_REQUEST,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::Exists | ErrorCode::Busy => StatusCode::CONFLICT,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
@@ -97,7 +98,12 @@ pub fn router(hub: HubHandle) -> Router {
         .route("/api/devices", get(api::devices))
         .route("/api/events", get(api::events))
         .route("/api/devices/{name}/commands", post(api::command))
-        .route("/files/{*path}", get(files::download).put(files::upload))
+        .route(
+            "/files/{*path}",
+            get(files::download)
+                .put(files::upload)
+                .delete(files::delete),
+        )
         .route("/thumbs/{*path}", get(files::thumbnail))
         .route("/streams/{file}", get(live::mjpeg))
         .route("/streams/{name}/latest.jpg", get(live::latest))

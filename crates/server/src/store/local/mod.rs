@@ -220,19 +220,27 @@ impl Storage for LocalStorage {
         Ok((Box::new(file), rec))
     }
 
-    fn delete(&self, path: &RemotePath) -> Result<bool, Refusal> {
-        match self.files.stat(path.as_str()) {
-            Ok(st) if file_type(&st) == FileType::RegularFile => {}
+    fn delete(&self, path: &RemotePath) -> Result<Option<u64>, Refusal> {
+        let size = match self.files.stat(path.as_str()) {
+            Ok(st) if file_type(&st) == FileType::RegularFile => st.st_size as u64,
             Err(e) if is_link(&e) => return Err(link_refusal(path)),
-            _ => return Ok(false),
-        }
+            _ => {
+                // Not on disk (the disk is the truth): drop a stale row, if any.
+                if self.record(path.as_str())?.is_some() {
+                    self.write_index(Vec::new(), vec![path.as_str().to_owned()]);
+                }
+                return Ok(None);
+            }
+        };
         let dir = self
             .files
             .remove(path.as_str())
             .map_err(|e| classify_io(&e))?;
+        // The directory entry's removal is durable before the answer; the index row follows
+        // (and if it were lost, start-up's reconcile drops rows whose file is gone).
         rustix::fs::fsync(&dir).map_err(|e| classify_io(&e.into()))?;
         self.write_index(Vec::new(), vec![path.as_str().to_owned()]);
-        Ok(true)
+        Ok(Some(size))
     }
 
     fn check_target(&self, path: &RemotePath) -> Result<(), Refusal> {
