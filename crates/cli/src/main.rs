@@ -151,13 +151,16 @@ impl Global {
 
 /// glibc's allocator returns freed memory to the kernel eagerly; a hub that allocates and frees
 /// many 100 KiB–1 MiB buffers per second then spends its time in page faults (measured: 3–5× more
-/// faults, ~18% more CPU for 3,000 small files). Keep freed memory for reuse instead.
+/// faults, ~18% more CPU for 3,000 small files). Keep freed memory for reuse instead, up to 64 MiB
+/// at the top of the heap; buffers of 4 MiB or more (large message bodies, up to 16 MiB) are
+/// mapped on their own and returned when freed, so that the memory budget (`--max-memory`) bounds
+/// the process's resident memory too.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_allocator() {
     // SAFETY: mallopt only sets allocator parameters; called once, before any other thread runs.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
 }
 

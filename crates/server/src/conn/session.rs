@@ -89,10 +89,18 @@ async fn linger<R: AsyncRead + Unpin>(rd: &mut R) {
 
 /// The size of the message whose header is at the front of `buf`, if its body is over
 /// [`UNCHARGED`] and not all here yet (the header was checked by `decode`).
+/// The charge covers what the message costs: file data and frames are kept as read (zero-copy);
+/// any other message (a text, a command) is copied when decoded and again when encoded for its
+/// answer or its device, so it counts three times.
 fn large_body(buf: &[u8]) -> Option<usize> {
+    use framewire_proto::kind;
     let h = framewire_proto::Header::peek(buf)?;
     let total = framewire_proto::HEADER_LEN + h.len as usize;
-    (h.len as usize > UNCHARGED && buf.len() < total).then_some(total)
+    let copies = match h.kind {
+        kind::DATA | kind::FRAME => 1,
+        _ => 3,
+    };
+    (h.len as usize > UNCHARGED && buf.len() < total).then_some(total * copies)
 }
 
 /// How long [`linger`] reads at most.
@@ -168,7 +176,10 @@ impl Session {
     }
 
     pub(super) async fn send(&self, msg: Message) {
-        match msg.to_bytes() {
+        // The message is dropped once encoded: only the encoded bytes wait for room.
+        let encoded = msg.to_bytes();
+        drop(msg);
+        match encoded {
             Ok(b) => {
                 if self.out.send(Out::Msg(b)).await == Err(NotSent::Timeout) {
                     // The memory budget stayed in use: the answer is lost, so the connection

@@ -97,7 +97,12 @@ pub fn router(hub: HubHandle) -> Router {
         .route("/api/files", get(api::files))
         .route("/api/devices", get(api::devices))
         .route("/api/events", get(api::events))
-        .route("/api/devices/{name}/commands", post(api::command))
+        // A command is a few words: its JSON body is refused (413) past 256 KiB before it is
+        // buffered.
+        .route(
+            "/api/devices/{name}/commands",
+            post(api::command).layer(axum::extract::DefaultBodyLimit::max(256 * 1024)),
+        )
         .route(
             "/files/{*path}",
             get(files::download)
