@@ -189,7 +189,7 @@ def stalled_subscribers(a, seconds):
         s.sendall(p.encode(p.Subscribe(stream="big", window=65535)))
         subs.append(s)
     pub, d = hello(a.native, "publisher")
-    payload = os.urandom(16 * MIB)
+    payload = os.urandom(16 * MIB - 64)
     end, seq = time.monotonic() + seconds, 0
     pub.settimeout(5)
     acks = 0
