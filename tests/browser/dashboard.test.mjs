@@ -200,7 +200,7 @@ try {
 
   await check("5. the event log shows uploads and messages, newest first, as text", async () => {
     await until("the upload event", () =>
-      page.locator("#events li.event[data-kind=upload] .ev-text", { hasText: "browser-test/upload.jpg" }).count(),
+      page.locator("#events li.event[data-kind=stored] .ev-text", { hasText: "browser-test/upload.jpg" }).count(),
     );
     if (BIN && SERVER) {
       const text = `<b>hello</b> from the browser test ${Date.now()}`;
