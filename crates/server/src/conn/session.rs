@@ -34,6 +34,9 @@ use crate::Hub;
 
 /// Socket reads go into at least this much free buffer.
 const READ_CHUNK: usize = 256 * 1024;
+/// A read buffer larger than this (it held a large message) is replaced by a small one once that
+/// message is handled.
+const SHRINK_ABOVE: usize = 4 << 20;
 
 pub(super) struct Session {
     pub(super) hub: Arc<Hub>,
@@ -235,6 +238,13 @@ impl Session {
                     Ok(None) => break,
                     Err(e) => return End::Fatal(e.into()),
                 }
+            }
+            // The buffer that held a large message would otherwise be kept (reused for reading)
+            // after its charge was returned: give it back and read into a small one.
+            if buf.capacity() > SHRINK_ABOVE && large_body(&buf).is_none() {
+                let mut small = BytesMut::with_capacity(READ_CHUNK.max(buf.len()));
+                small.extend_from_slice(&buf);
+                buf = small;
             }
             // A large body is charged to the hub's memory budget before its bytes are read.
             if let Some(need) = large_body(&buf) {
